@@ -1,0 +1,292 @@
+"""VGG feature extractor: activations of named layers (``conv1_1``, ``relu4_2``, ...).
+
+Weights come from one of three places (see :func:`load_vgg_state`):
+
+* ``"imagenet"``: torchvision's official ImageNet weights, downloaded once and cached;
+* a file path: a torchvision-layout state dict (``features.N.weight`` / ``.bias`` keys);
+* ``"random"``: seeded random weights, rescaled layer by layer so activations keep unit
+  scale on natural-looking images. For tests and offline runs; it always warns.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import warnings
+from collections import OrderedDict
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .config import WEIGHTS_ENV, default_arch, weights_setting
+from .errors import NSTError
+from .images import normalize
+
+# Channels per conv layer, "M" for a 2x2 max pool: torchvision's configurations D and E.
+VGG_CONFIGS: dict[str, list[int | str]] = {
+    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M",
+              512, 512, 512, "M", 512, 512, 512, "M"],
+    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
+              512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
+}  # fmt: skip
+
+
+class RandomWeightsWarning(UserWarning):
+    """Raised (as a warning) every time a VGG with random weights is built."""
+
+
+warnings.simplefilter("always", RandomWeightsWarning)
+
+
+def _check_arch(arch: str | None) -> str:
+    """``arch`` itself, or ``NST_ARCH`` (default 'vgg19') when None; unknown names fail."""
+    arch = arch or default_arch()
+    if arch not in VGG_CONFIGS:
+        raise NSTError(f"arch={arch!r} is not supported; use one of {sorted(VGG_CONFIGS)}.")
+    return arch
+
+
+def layer_names(arch: str | None = None) -> list[str]:
+    """All layer names of ``vgg.features`` in order: conv1_1, relu1_1, ..., pool5."""
+    names, block, conv = [], 1, 1
+    for item in VGG_CONFIGS[_check_arch(arch)]:
+        if item == "M":
+            names.append(f"pool{block}")
+            block, conv = block + 1, 1
+        else:
+            names += [f"conv{block}_{conv}", f"relu{block}_{conv}"]
+            conv += 1
+    return names
+
+
+def conv_layer_names(arch: str | None = None) -> list[str]:
+    """Names of the conv layers only (13 for VGG16, 16 for VGG19)."""
+    return [n for n in layer_names(arch) if n.startswith("conv")]
+
+
+def _conv_shapes(arch: str) -> dict[int, tuple[int, int]]:
+    """torchvision index of each conv in ``features`` -> (in_channels, out_channels)."""
+    shapes, index, channels = {}, 0, 3
+    for item in VGG_CONFIGS[arch]:
+        if item == "M":
+            index += 1
+        else:
+            shapes[index] = (channels, int(item))
+            channels, index = int(item), index + 2
+    return shapes
+
+
+def _download_imagenet(arch: str) -> dict[str, torch.Tensor]:
+    from torchvision.models import VGG16_Weights, VGG19_Weights
+
+    weights = {"vgg16": VGG16_Weights.IMAGENET1K_V1, "vgg19": VGG19_Weights.IMAGENET1K_V1}[arch]
+    try:
+        return weights.get_state_dict(progress=True)
+    except Exception as err:  # no network, proxy, full disk, corrupt cache ...
+        raise NSTError(
+            f"could not download torchvision's ImageNet {arch.upper()} weights ({err}).\n"
+            "Three ways out:\n"
+            "  1. connect to the internet once; the file is then cached "
+            "(torch.hub.get_dir()/checkpoints) and later runs work offline;\n"
+            f"  2. download the weights elsewhere and set {WEIGHTS_ENV}=/path/to/file.pth "
+            "(a torchvision-layout state dict);\n"
+            f"  3. set {WEIGHTS_ENV}=random to run with seeded random weights (pictures will "
+            "not look like style transfer; for tests and offline practice only)."
+        ) from err
+
+
+def _read_file(path: Path, arch: str) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise NSTError(
+            f"VGG weights file {path} does not exist. Set {WEIGHTS_ENV} (or weights=) to an "
+            "existing .pth file, 'imagenet' or 'random'."
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise NSTError(
+            f"VGG weights file {path} could not be read as a PyTorch state dict ({err})."
+        ) from err
+    if not isinstance(state, dict):
+        raise NSTError(f"VGG weights file {path} holds a {type(state).__name__}, not a state dict.")
+    features = {k: v for k, v in state.items() if k.startswith("features.")}
+    expected = _conv_shapes(arch)
+    found = sorted({int(k.split(".")[1]) for k in features if k.split(".")[1].isdigit()})
+    guess = {13: "VGG16", 16: "VGG19"}.get(len(found), f"a network with {len(found)} conv layers")
+    problem = None
+    if not features:
+        problem = "it has no 'features.N.weight' keys (torchvision's VGG layout)"
+    elif set(found) != set(expected):
+        problem = f"its conv layers look like {guess}"
+    else:
+        for index, (c_in, c_out) in expected.items():
+            w = features.get(f"features.{index}.weight")
+            b = features.get(f"features.{index}.bias")
+            if w is None or b is None or w.shape != (c_out, c_in, 3, 3) or b.shape != (c_out,):
+                problem = f"features.{index} is missing or has the wrong shape"
+                break
+    if problem:
+        raise NSTError(
+            f"VGG weights file {path} does not fit {arch.upper()}: {problem}. Choose the "
+            "matching network (arch='vgg16' or 'vgg19') or another file."
+        )
+    return {k: v.float() for k, v in features.items()}
+
+
+def _pink_noise(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
+    """Images with a 1/f amplitude spectrum, like natural photographs; (n, 3, s, s) in [0, 1]."""
+    freq_y = torch.fft.fftfreq(size).view(-1, 1)
+    freq_x = torch.fft.rfftfreq(size).view(1, -1)
+    amplitude = 1.0 / torch.sqrt(freq_y**2 + freq_x**2).clamp(min=1.0 / size)
+    phase = torch.rand(n, 3, size, size // 2 + 1, generator=generator) * 2 * math.pi
+    img = torch.fft.irfft2(amplitude * torch.exp(1j * phase), s=(size, size))
+    img = (img - img.mean(dim=(2, 3), keepdim=True)) / img.std(dim=(2, 3), keepdim=True)
+    return (0.5 + 0.2 * img).clamp(0, 1)
+
+
+def _random_state(arch: str, seed: int) -> dict[str, torch.Tensor]:
+    """Kaiming-normal convs, then each rescaled so its output has unit std on pink noise.
+
+    With plain initialisation the activations shrink layer after layer and style losses
+    vanish (~1e-7); after the rescale every layer speaks up and optimisation moves pixels.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    x = normalize(_pink_noise(4, 96, generator))
+    state = {}
+    with torch.no_grad():
+        for index, (c_in, c_out) in sorted(_conv_shapes(arch).items()):
+            if index and _is_pool(arch, index - 1):
+                x = nn.functional.max_pool2d(x, 2)
+            w = torch.randn(c_out, c_in, 3, 3, generator=generator) * math.sqrt(2.0 / (9 * c_out))
+            y = nn.functional.conv2d(x, w, padding=1)
+            w = w / y.std()
+            state[f"features.{index}.weight"] = w
+            state[f"features.{index}.bias"] = torch.zeros(c_out)
+            x = torch.relu(y / y.std())
+    return state
+
+
+def _is_pool(arch: str, index: int) -> bool:
+    convs = _conv_shapes(arch)
+    return index not in convs and index - 1 not in convs
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_state(arch: str, weights: str, seed: int) -> dict[str, torch.Tensor]:
+    if weights == "imagenet":
+        return {k: v for k, v in _download_imagenet(arch).items() if k.startswith("features.")}
+    if weights == "random":
+        return _random_state(arch, seed)
+    path = Path(weights).expanduser()
+    return _read_file(path, arch)
+
+
+def load_vgg_state(
+    arch: str | None = None, weights: str | os.PathLike | None = None, seed: int = 0
+) -> dict[str, torch.Tensor]:
+    """The ``features.N.*`` tensors of a VGG, from ``weights`` (default: ``NST_WEIGHTS``).
+
+    ``weights`` is ``"imagenet"``, ``"random"`` or a path to a torchvision-layout file.
+    Results are cached per process, so notebooks pay the cost once.
+    """
+    arch = _check_arch(arch)
+    spec = str(weights) if weights is not None else weights_setting()
+    if spec == "random":
+        warnings.warn(
+            f"{arch.upper()} is using seeded RANDOM weights (seed {seed}), not ImageNet "
+            f"weights ({WEIGHTS_ENV}=random). Everything runs, but pictures will not look "
+            f"like real style transfer. Unset {WEIGHTS_ENV} for the real network.",
+            RandomWeightsWarning,
+            stacklevel=3,
+        )
+    elif spec != "imagenet":
+        spec = str(Path(spec).expanduser().resolve())
+    return _cached_state(arch, spec, seed)
+
+
+class VGGFeatures(nn.Module):
+    """A frozen VGG that returns the activations of the named layers.
+
+    Input: (N, 3, H, W) float RGB in [0, 1]; ImageNet normalisation happens inside.
+    Output: ``{layer_name: tensor}`` for every name in ``layers``. The network is cut
+    after the deepest requested layer, so no time is spent on layers nobody reads.
+    ``pooling="avg"`` swaps max pooling for average pooling, as Gatys et al. did.
+    ``arch`` is 'vgg19' or 'vgg16' (default: ``NST_ARCH``, else 'vgg19'); ``weights`` is
+    'imagenet', 'random' or a file path (default: ``NST_WEIGHTS``, else 'imagenet').
+    """
+
+    def __init__(
+        self,
+        layers: Iterable[str],
+        arch: str | None = None,
+        weights: str | os.PathLike | None = None,
+        pooling: str = "max",
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        arch = self.arch = _check_arch(arch)
+        self.layers = list(dict.fromkeys(layers))
+        names = layer_names(arch)
+        unknown = [n for n in self.layers if n not in names]
+        if unknown or not self.layers:
+            raise NSTError(
+                f"unknown {arch.upper()} layer(s) {unknown or '(none given)'}; valid names: "
+                f"{', '.join(names)}."
+            )
+        if pooling not in {"max", "avg"}:
+            raise NSTError(f"pooling={pooling!r}: use 'max' or 'avg'.")
+        state = load_vgg_state(arch, weights, seed)
+        last = max(names.index(n) for n in self.layers)
+        modules: OrderedDict[str, nn.Module] = OrderedDict()
+        for index, name in enumerate(names[: last + 1]):
+            if name.startswith("conv"):
+                c_out, c_in = state[f"features.{index}.weight"].shape[:2]
+                conv = nn.Conv2d(c_in, c_out, kernel_size=3, padding=1)
+                conv.weight.data.copy_(state[f"features.{index}.weight"])
+                conv.bias.data.copy_(state[f"features.{index}.bias"])
+                modules[name] = conv
+            elif name.startswith("relu"):
+                modules[name] = nn.ReLU(inplace=False)
+            else:
+                pool = nn.AvgPool2d if pooling == "avg" else nn.MaxPool2d
+                modules[name] = pool(kernel_size=2, stride=2)
+        self.net = nn.Sequential(modules)
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        wanted = set(self.layers)
+        out = {}
+        x = normalize(x)
+        for name, module in self.net.named_children():
+            x = module(x)
+            if name in wanted:
+                out[name] = x
+        return out
+
+    def train(self, mode: bool = True) -> VGGFeatures:
+        """Always stays in eval mode: the extractor is frozen."""
+        return super().train(False)
+
+
+def describe_layers(arch: str | None = None, size: int = 224) -> list[dict]:
+    """One row per layer: name, output shape (C, H, W) for a size x size input, receptive field.
+
+    The receptive field is how many input pixels (per side) one output unit can see.
+    """
+    arch = _check_arch(arch)
+    shapes = _conv_shapes(arch)
+    rows, field, jump, channels, side = [], 1, 1, 3, size
+    for index, name in enumerate(layer_names(arch)):
+        if name.startswith("conv"):
+            field += 2 * jump  # a 3x3 conv widens the view by one step on each side
+            channels = shapes[index][1]
+        elif name.startswith("pool"):
+            field += jump  # a 2x2 pool with stride 2 adds one step, then doubles the step
+            jump *= 2
+            side //= 2
+        rows.append({"layer": name, "shape": (channels, side, side), "receptive_field": field})
+    return rows

@@ -1,0 +1,44 @@
+"""Rules of the repository itself: clean notebooks, data with credits."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nst_utils import data_path, list_images, load_image
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "no notebooks found in notebooks/"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_committed_without_outputs(path):
+    cells = json.loads(path.read_text())["cells"]
+    dirty = [
+        i
+        for i, cell in enumerate(cells)
+        if cell["cell_type"] == "code" and (cell.get("outputs") or cell.get("execution_count"))
+    ]
+    assert not dirty, f"{path.name}: cells {dirty} hold outputs; clear them before committing"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_opens_with_colab_badge_and_setup(path):
+    cells = json.loads(path.read_text())["cells"]
+    assert "colab.research.google.com" in "".join(cells[0]["source"])
+    assert "google.colab" in "".join(cells[1]["source"])
+
+
+def test_every_data_file_is_credited_and_readable():
+    credits = data_path("README.md").read_text()
+    images = list_images("content") + list_images("styles")
+    assert len(images) >= 6
+    for image in images:
+        assert image.name in credits, f"{image.name} has no entry in data/README.md"
+        assert min(load_image(image).size) >= 256
+    total = sum(p.stat().st_size for p in (ROOT / "data").rglob("*") if p.is_file())
+    assert total < 5_000_000, f"data/ is {total / 1e6:.1f} MB; keep it under 5 MB"
