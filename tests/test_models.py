@@ -120,6 +120,13 @@ def test_file_output_matches_torchvision(vgg16_file):
     assert torch.allclose(net(x)["relu2_2"], expected, atol=1e-5)
 
 
+def test_rescaling_gives_every_layer_unit_mean_activation():
+    net = VGGFeatures(["relu1_1", "relu3_3", "relu5_3"], arch="vgg16", weights="random")
+    image = _pink_noise(2, 128, torch.Generator().manual_seed(0))  # the calibration images
+    means = [v.mean().item() for v in net(image).values()]
+    assert means == pytest.approx([1.0, 1.0, 1.0], rel=0.05)
+
+
 def test_file_for_the_wrong_network_names_both(vgg16_file):
     with pytest.raises(NSTError, match=r"vgg16_features\.pth does not fit VGG19.*look like VGG16"):
         VGGFeatures(["relu1_1"], arch="vgg19", weights=vgg16_file)
@@ -178,4 +185,6 @@ def test_imagenet_weights_are_requested_by_default(monkeypatch):
     net = VGGFeatures(["relu1_1"], arch="vgg16")
     _cached_state.cache_clear()
     assert calls == [VGG16_Weights.IMAGENET1K_V1]
-    assert torch.equal(net.net.conv1_1.bias, torchvision_state("vgg16", seed=3)["features.0.bias"])
+    assert torch.equal(
+        net.net.conv1_1.weight, torchvision_state("vgg16", seed=3)["features.0.weight"]
+    )
