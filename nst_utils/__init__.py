@@ -2,12 +2,16 @@
 
 The data path, module by module: ``images`` (file <-> tensor) -> ``models`` (VGG features
 by layer name) -> ``losses`` -> ``optimize`` (pixels by gradient descent) -> ``images``.
+``gatys`` is the style transfer engine built on them (``stylize``), ``color`` keeps a
+photo's colours, ``cli`` is the command line (``python -m nst_utils stylize``).
 ``config`` reads the environment switches, ``device`` picks CUDA/MPS/CPU and seeds.
 """
 
+from .color import luminance_only, match_histogram, preserve_luminance, rgb_to_yiq, yiq_to_rgb
 from .config import by_mode, default_arch, quick_mode, weights_setting
 from .device import describe, pick_device, seed_everything, setup
 from .errors import NSTError
+from .gatys import StyleTransferConfig, StyleTransferResult, stylize
 from .images import (
     concat_images,
     image_to_tensor,
@@ -28,6 +32,8 @@ __version__ = "0.1.0"
 __all__ = [
     "NSTError",
     "OptimizeResult",
+    "StyleTransferConfig",
+    "StyleTransferResult",
     "VGGFeatures",
     "by_mode",
     "concat_images",
@@ -43,16 +49,22 @@ __all__ = [
     "load_image",
     "load_tensor",
     "load_vgg_state",
+    "luminance_only",
+    "match_histogram",
     "optimize_image",
     "pick_device",
+    "preserve_luminance",
     "quick_mode",
     "resize_longest",
+    "rgb_to_yiq",
     "save_image",
     "seed_everything",
     "setup",
     "show_images",
     "style_loss",
+    "stylize",
     "tensor_to_image",
     "total_variation",
     "weights_setting",
+    "yiq_to_rgb",
 ]

@@ -1,0 +1,118 @@
+"""The ``nst stylize`` command end to end on tiny images (NST_WEIGHTS=random from conftest)."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from nst_utils import load_image
+from nst_utils.cli import build_parser, config_from_args, main
+
+TINY = ["--size", "32", "--steps", "2", "--arch", "vgg16", "--device", "cpu", "--quiet"]
+
+
+@pytest.fixture
+def images(tmp_path):
+    content, style = tmp_path / "content.png", tmp_path / "style.jpg"
+    Image.linear_gradient("L").resize((40, 30)).convert("RGB").save(content)
+    Image.effect_noise((24, 24), 60).convert("RGB").save(style)
+    return content, style
+
+
+def test_writes_the_output(images, tmp_path, capsys):
+    content, style = images
+    out = tmp_path / "out" / "result.png"
+    code = main(["stylize", "-c", str(content), "-s", str(style), "-o", str(out), *TINY])
+    assert code == 0
+    assert load_image(out).size == (32, 24)
+    assert "wrote" in capsys.readouterr().out
+    assert not [p for p in out.parent.iterdir() if p.name != "result.png"]  # no temp files
+
+
+def test_two_styles_and_options(images, tmp_path):
+    content, style = images
+    out = tmp_path / "mix.jpg"
+    argv = ["stylize", "-c", str(content), "-s", str(style), "-s", str(content), "-o", str(out)]
+    argv += ["--style-blend", "0.7,0.3", "--preserve-color", "luminance", "--scales", "2"]
+    argv += ["--style-layers", "relu1_1:1,relu2_1", "--content-layers", "relu2_1", *TINY]
+    argv[argv.index("--steps") + 1] = "4"
+    assert main(argv) == 0 and out.is_file()
+
+
+def test_arguments_become_the_config():
+    args = build_parser().parse_args(
+        ["stylize", "-c", "c.jpg", "-s", "s.jpg", "-o", "o.jpg", "--style-weight", "5",
+         "--style-layers", "relu1_1:2,relu3_1", "--optimizer", "adam", "--scales", "3"]
+    )  # fmt: skip
+    config = config_from_args(args)
+    assert config.style_weight == 5 and config.optimizer == "adam" and config.scales == 3
+    assert config.style_layers == {"relu1_1": 2.0, "relu3_1": 1.0}
+    assert config.content_layers == {"relu4_2": 1.0}
+
+
+def test_help_explains_with_examples():
+    parser = build_parser()
+    text = parser._subparsers._group_actions[0].choices["stylize"].format_help()
+    text = " ".join(text.split())  # line breaks depend on the terminal width
+    for needle in ("--style-blend", "--preserve-color", "examples:", "default: 512", "relu4_2"):
+        assert needle in text
+
+
+def test_help_via_python_dash_m():
+    run = subprocess.run(
+        [sys.executable, "-m", "nst_utils", "stylize", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0 and "examples:" in run.stdout
+
+
+def test_bad_image_exits_2_naming_the_file(images, tmp_path, capsys):
+    content, _ = images
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg at all")
+    code = main(["stylize", "-c", str(content), "-s", str(broken), "-o", str(tmp_path / "o.png"),
+                 *TINY])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "broken.jpg" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_output_equal_to_input_is_refused(images, capsys):
+    content, style = images
+    before = content.read_bytes()
+    code = main(["stylize", "-c", str(content), "-s", str(style), "-o", str(content), *TINY])
+    assert code == 2 and "input" in capsys.readouterr().err
+    assert content.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--style-weight", "-1"], "style_weight"),
+        (["--style-layers", "relu9_1"], "unknown"),
+        (["--steps", "0"], "steps"),
+        (["--style-blend", "0.5,0.5"], "one weight per style"),
+    ],
+)
+def test_bad_settings_exit_2(images, tmp_path, capsys, extra, needle):
+    content, style = images
+    argv = ["stylize", "-c", str(content), "-s", str(style), "-o", str(tmp_path / "o.png")]
+    code = main([*argv, *TINY, *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and needle in err and not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.skipif(shutil.which("nst") is None, reason="package not installed with scripts")
+def test_console_script(images, tmp_path):
+    content, _ = images
+    run = subprocess.run(
+        ["nst", "stylize", "-c", str(content), "-s", str(tmp_path / "missing.jpg"), "-o",
+         str(tmp_path / "o.png"), *TINY],
+        capture_output=True, text=True, timeout=120, env=os.environ | {"NST_WEIGHTS": "random"},
+    )  # fmt: skip
+    assert run.returncode == 2 and "missing.jpg" in run.stderr and "Traceback" not in run.stderr
