@@ -1,0 +1,116 @@
+import pytest
+import torch
+
+from nst_utils import NSTError, VGGFeatures
+from nst_utils.visualize import (
+    feature_grid,
+    filter_grid,
+    layer_output,
+    maximize_activation,
+    reconstruct,
+)
+
+
+@pytest.fixture(scope="module")
+def net() -> VGGFeatures:
+    with pytest.warns(UserWarning, match="RANDOM"):
+        return VGGFeatures(["relu2_1"], arch="vgg16", weights="random")
+
+
+def _image(size: int = 40) -> torch.Tensor:
+    """A smooth test picture: two gradients and a bright square, (1, 3, size, size)."""
+    ramp = torch.linspace(0, 1, size)
+    img = torch.stack([ramp.view(1, -1).expand(size, size), ramp.view(-1, 1).expand(size, size),
+                       torch.full((size, size), 0.3)])  # fmt: skip
+    img[:, size // 4 : size // 2, size // 4 : size // 2] = 0.9
+    return img.unsqueeze(0)
+
+
+def test_feature_grid_shape_and_range():
+    act = torch.randn(1, 10, 6, 5)
+    grid = feature_grid(act, ncols=4, pad=1)
+    assert grid.shape == (3 * 7 - 1, 4 * 6 - 1)  # 3 rows of 6, 4 columns of 5, 1 px gaps
+    assert grid.min() >= 0 and grid.max() <= 1
+    tile = grid[:6, :5]  # channel 0, stretched to its own [0, 1]
+    assert tile.min() == 0 and tile.max() == 1
+    assert torch.all(grid[6, :] == 1)  # the padding row is white
+
+
+def test_feature_grid_picks_channels_in_order():
+    act = torch.zeros(4, 3, 3)
+    act[2, 1, 1] = 5.0
+    grid = feature_grid(act, channels=[2, 0], ncols=2, pad=0)
+    assert grid.shape == (3, 6)
+    assert grid[1, 1] == 1 and grid[:, :3].sum() == 1  # channel 2 first, one bright pixel
+    assert torch.all(grid[:, 3:] == 0)  # an all-zero channel stays black, no NaN
+
+
+def test_feature_grid_rejects_bad_input():
+    with pytest.raises(NSTError, match="one image"):
+        feature_grid(torch.rand(2, 4, 3, 3))
+    with pytest.raises(NSTError, match="expects"):
+        feature_grid(torch.rand(3, 3))
+    with pytest.raises(NSTError, match="not in 0..3"):
+        feature_grid(torch.rand(4, 3, 3), channels=[1, 4])
+    with pytest.raises(NSTError, match="ncols"):
+        feature_grid(torch.rand(4, 3, 3), ncols=0)
+
+
+def test_filter_grid_shape_and_grey_zero():
+    w = torch.zeros(10, 3, 3, 3)
+    w[0, 0, 1, 1] = 2.0  # one red centre weight
+    w[1] = -1.0
+    grid = filter_grid(w, ncols=5, pad=1, scale=2)
+    assert grid.shape == (3, 2 * 7 - 1, 5 * 7 - 1)  # tiles of 3*2=6 px, 1 px gaps
+    assert grid[0, 2, 2] == 1.0 and grid[1, 2, 2] == 0.5  # red up, green at zero = grey
+    assert torch.allclose(grid[:, :6, 7:13], torch.zeros(3, 6, 6))  # all-negative -> black
+    assert torch.allclose(grid[:, 7:, :6], torch.full((3, 6, 6), 0.5))  # all-zero -> grey
+
+
+def test_filter_grid_rejects_non_rgb_filters(net):
+    with pytest.raises(NSTError, match="conv1_1"):
+        filter_grid(net.net.conv1_2.weight)
+    with pytest.raises(NSTError, match="scale"):
+        filter_grid(net.net.conv1_1.weight, scale=0)
+
+
+def test_filter_grid_of_the_real_first_layer(net):
+    grid = filter_grid(net.net.conv1_1.weight)  # 64 filters, 8 per row
+    assert grid.shape == (3, 8 * 4 - 1, 8 * 4 - 1)
+
+
+def test_layer_output_reaches_unreturned_layers(net):
+    x = _image(16)
+    conv = layer_output(net, x, "conv2_1")
+    assert conv.shape == (1, 128, 8, 8)
+    assert torch.allclose(torch.relu(conv), net(x)["relu2_1"])
+    with pytest.raises(NSTError, match="stops at relu2_1"):
+        layer_output(net, x, "conv3_1")
+
+
+def test_maximize_activation_excites_the_channel(net):
+    channel = 7
+    start = 0.5 + 0.05 * torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    before = layer_output(net, start, "conv2_1")[0, channel].mean().item()
+    image = maximize_activation(net, "relu2_1", channel, size=32, steps=30, progress=False)
+    after = layer_output(net, image, "conv2_1")[0, channel].mean().item()
+    assert image.shape == (1, 3, 32, 32)
+    assert image.min() >= 0 and image.max() <= 1
+    assert after > before + 1.0 and after > 3 * abs(before)
+
+
+def test_maximize_activation_octaves_and_errors(net):
+    image = maximize_activation(net, "conv1_2", 0, size=24, steps=6, octaves=2, progress=False)
+    assert image.shape == (1, 3, 24, 24)
+    with pytest.raises(NSTError, match="channel 128"):
+        maximize_activation(net, "relu2_1", 128, size=16, steps=1, progress=False)
+
+
+def test_reconstruction_loss_falls_tenfold(net):
+    result = reconstruct(net, "relu2_1", _image(40), steps=40, progress=False)
+    loss = result.history["content"]
+    assert len(loss) == 40
+    assert loss[-1] < loss[0] / 10
+    assert result.image.shape == (1, 3, 40, 40)
+    with pytest.raises(NSTError, match="relu3_1"):
+        reconstruct(net, "relu3_1", _image(16), steps=1, progress=False)
