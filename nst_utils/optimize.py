@@ -41,7 +41,9 @@ def optimize_image(
     ``loss_fn`` returns named, already weighted loss terms (e.g. ``{"content": ...,
     "style": ...}``); their sum is minimised and each is recorded in the history, with
     ``"total"``. A step is one evaluation of ``loss_fn`` (one forward and backward pass)
-    and one update. ``optimizer`` is ``"lbfgs"`` (lr 1 by default; its memory of past
+    and one update. The image returned is the best one evaluated (lowest total): L-BFGS
+    without line search can jump away from a good image late in a run. ``optimizer`` is
+    ``"lbfgs"`` (lr 1 by default; its memory of past
     steps carries over from step to step) or ``"adam"`` (lr 0.02 by default, in [0, 1]
     pixel units). Pixels are clamped to [0, 1] after every step. ``callback(step, image)``
     runs every ``callback_every`` steps and at the end. A NaN or infinite loss stops the
@@ -62,6 +64,7 @@ def optimize_image(
     else:
         raise NSTError(f"optimizer={optimizer!r}: use 'lbfgs' or 'adam'.")
     history: dict[str, list[float]] = {}
+    best = {"total": math.inf, "image": image.detach().clone()}
     bar = tqdm(range(1, steps + 1), desc=desc, disable=not progress, leave=False)
 
     def closure() -> torch.Tensor:
@@ -76,6 +79,8 @@ def optimize_image(
                 f" ({values}). Lower the learning rate or the loss weights, or switch "
                 "optimizer='adam'."
             )
+        if values["total"] < best["total"]:
+            best.update(total=values["total"], image=image.detach().clone())
         total.backward()
         for key, value in values.items():
             history.setdefault(key, []).append(value)
@@ -89,4 +94,4 @@ def optimize_image(
         if callback is not None and (step % callback_every == 0 or step == steps):
             callback(step, image.detach())
     bar.close()
-    return OptimizeResult(image.detach(), history)
+    return OptimizeResult(best["image"], history)

@@ -55,3 +55,14 @@ def test_bad_arguments():
         optimize_image(torch.rand(1, 3, 4, 4), target_loss(torch.rand(1, 3, 4, 4)), 0)
     with pytest.raises(NSTError, match="optimizer"):
         optimize_image(torch.rand(1, 3, 4, 4), target_loss(torch.rand(1, 3, 4, 4)), 2, "sgd")
+
+
+def test_the_best_image_evaluated_is_returned():
+    torch.manual_seed(0)
+    target = torch.rand(1, 3, 8, 8)
+    loss = target_loss(target)
+    # L-BFGS with three times its usual step overshoots; the result must be its best point
+    result = optimize_image(torch.rand(1, 3, 8, 8), loss, 15, "lbfgs", lr=3.0, progress=False)
+    best = min(result.history["total"])
+    assert best < result.history["total"][-1]
+    assert loss(result.image)["pixels"].item() == pytest.approx(best, rel=1e-5)
