@@ -28,7 +28,13 @@ from .color import luminance_only, match_histogram, preserve_luminance
 from .device import pick_device, seed_everything
 from .errors import NSTError
 from .images import image_to_tensor, load_image, resize_longest
-from .losses import GRAM_NORMALIZATIONS, content_loss, gram_matrix, total_variation
+from .losses import (
+    GRAM_NORMALIZATIONS,
+    content_loss,
+    gram_matrix,
+    relative_weights,
+    total_variation,
+)
 from .models import VGGFeatures, _check_arch, layer_names
 from .optimize import optimize_image
 
@@ -277,13 +283,8 @@ def make_loss(
     """
 
     def scaled(layers: Mapping[str, float], targets: Mapping[str, torch.Tensor]):
-        if not config.relative_losses:
-            return {n: w for n, w in layers.items() if w > 0}
-        return {
-            n: w / targets[n].pow(2).mean().clamp(min=1e-12).item()
-            for n, w in layers.items()
-            if w > 0
-        }
+        layers = {n: w for n, w in layers.items() if w > 0}
+        return relative_weights(layers, targets) if config.relative_losses else layers
 
     content_layers = scaled(config.content_layers, content_targets)
     style_layers = scaled(config.style_layers, gram_targets)

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 import torch
 
 from .errors import NSTError
-from .losses import gram_matrix, style_loss
+from .losses import gram_matrix, relative_weights, style_loss
 from .models import VGGFeatures
 from .optimize import Callback, OptimizeResult, optimize_image
 
@@ -115,9 +115,7 @@ def synthesize_texture(
             raise NSTError(f"layer_weights names {unknown}, which are not in layers {layers}.")
         weights = dict(layer_weights)
     if balance:
-        weights = {
-            k: w / targets[k].pow(2).mean().clamp(min=1e-12).item() for k, w in weights.items()
-        }
+        weights = relative_weights(weights, targets)
     if init is None:
         generator = torch.Generator().manual_seed(seed)
         init = torch.rand(1, 3, *size, generator=generator).to(style.device)
