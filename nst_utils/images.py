@@ -167,6 +167,12 @@ def denormalize(x: torch.Tensor) -> torch.Tensor:
     return x * std + mean
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def save_image(image: Image.Image | torch.Tensor, path: str | os.PathLike) -> Path:
     """Write an image atomically (temp file, then rename); the format follows the suffix.
 
@@ -188,6 +194,7 @@ def save_image(image: Image.Image | torch.Tensor, path: str | os.PathLike) -> Pa
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(buffer.getvalue())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

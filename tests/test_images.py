@@ -1,4 +1,5 @@
 import io
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -170,6 +171,9 @@ def test_save_is_atomic_and_round_trips(tmp_path):
     out = save_image(image_to_tensor(gradient_image()), tmp_path / "sub" / "out.png")
     assert np.array_equal(np.asarray(load_image(out)), np.asarray(gradient_image()))
     assert [p.name for p in out.parent.iterdir()] == ["out.png"]  # no temp files left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
 
 
 def test_save_never_overwrites_an_input(tmp_path):
