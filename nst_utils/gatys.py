@@ -191,12 +191,6 @@ def _nonneg(value) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
 
 
-def _describe(source: ImageLike) -> str:
-    if isinstance(source, (str, os.PathLike)):
-        return str(source)
-    return f"<{type(source).__name__}>"
-
-
 def _load(source: ImageLike, longest: int, name: str) -> torch.Tensor:
     """A path, PIL image or tensor -> (1, 3, H, W) float in [0, 1], longest side ``longest``."""
     if isinstance(source, (str, os.PathLike)):
@@ -205,7 +199,7 @@ def _load(source: ImageLike, longest: int, name: str) -> torch.Tensor:
         return image_to_tensor(resize_longest(source.convert("RGB"), longest))
     if not isinstance(source, torch.Tensor):
         raise NSTError(
-            f"{name}: expected a path, a PIL image or a tensor, got {_describe(source)}."
+            f"{name}: expected a path, a PIL image or a tensor, got a {type(source).__name__}."
         )
     t = source.detach().float().cpu()
     if t.dim() == 3:
