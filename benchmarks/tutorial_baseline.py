@@ -34,8 +34,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from nst_utils.images import IMAGENET_MEAN, IMAGENET_STD
-from nst_utils.models import layer_names, load_vgg_state
+from nst_utils.models import IMAGENET_MEAN, IMAGENET_STD, layer_names, load_vgg_state
 
 CONTENT_LAYERS = ("relu4_2",)
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")

@@ -1,70 +1,80 @@
 """Helpers for the neural style transfer course.
 
 The data path, module by module: ``images`` (file <-> tensor) -> ``models`` (VGG features
-by layer name) -> ``losses`` -> ``optimize`` (pixels by gradient descent) -> ``images``.
-``gatys`` is the style transfer engine built on them (``stylize``), ``color`` keeps a
-photo's colours, ``cli`` is the command line (``python -m nst_utils stylize``).
-``config`` reads the environment switches, ``device`` picks CUDA/MPS/CPU and seeds.
+by layer name) -> ``losses`` (one :class:`PerceptualLoss`) -> an optimiser over pixels
+(``optimize``, used by ``gatys``) or a trained network -> ``images``. README's "The
+package" lists every module and where each method lives.
+
+Names are imported lazily (on first use), so ``import nst_utils`` and ``nst --help`` start
+fast and an interrupted start-up leaves no traceback.
 """
 
-from .color import luminance_only, match_histogram, preserve_luminance, rgb_to_yiq, yiq_to_rgb
-from .config import by_mode, default_arch, quick_mode, weights_setting
-from .device import describe, pick_device, seed_everything, setup
-from .errors import NSTError
-from .gatys import StyleTransferConfig, StyleTransferResult, stylize
-from .images import (
-    concat_images,
-    image_to_tensor,
-    load_image,
-    load_tensor,
-    resize_longest,
-    save_image,
-    show_images,
-    tensor_to_image,
-)
-from .losses import content_loss, gram_matrix, style_loss, total_variation
-from .models import VGGFeatures, describe_layers, layer_names, load_vgg_state
-from .optimize import OptimizeResult, optimize_image
-from .paths import data_path, list_images
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import Any
 
-__all__ = [
-    "NSTError",
-    "OptimizeResult",
-    "StyleTransferConfig",
-    "StyleTransferResult",
-    "VGGFeatures",
-    "by_mode",
-    "concat_images",
-    "content_loss",
-    "data_path",
-    "describe",
-    "default_arch",
-    "describe_layers",
-    "gram_matrix",
-    "image_to_tensor",
-    "layer_names",
-    "list_images",
-    "load_image",
-    "load_tensor",
-    "load_vgg_state",
-    "luminance_only",
-    "match_histogram",
-    "optimize_image",
-    "pick_device",
-    "preserve_luminance",
-    "quick_mode",
-    "resize_longest",
-    "rgb_to_yiq",
-    "save_image",
-    "seed_everything",
-    "setup",
-    "show_images",
-    "style_loss",
-    "stylize",
-    "tensor_to_image",
-    "total_variation",
-    "weights_setting",
-    "yiq_to_rgb",
-]
+__version__ = "0.2.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "luminance_only": "color",
+    "match_histogram": "color",
+    "preserve_luminance": "color",
+    "rgb_to_yiq": "color",
+    "yiq_to_rgb": "color",
+    "by_mode": "config",
+    "default_arch": "config",
+    "quick_mode": "config",
+    "weights_setting": "config",
+    "describe": "device",
+    "pick_device": "device",
+    "seed_everything": "device",
+    "setup": "device",
+    "BadInputError": "errors",
+    "CheckpointError": "errors",
+    "DivergenceError": "errors",
+    "NSTError": "errors",
+    "WeightsError": "errors",
+    "StyleTransferConfig": "gatys",
+    "StyleTransferResult": "gatys",
+    "stylize": "gatys",
+    "as_tensor": "images",
+    "concat_images": "images",
+    "image_to_tensor": "images",
+    "load_image": "images",
+    "load_tensor": "images",
+    "resize_longest": "images",
+    "save_image": "images",
+    "show_images": "images",
+    "tensor_to_image": "images",
+    "PerceptualLoss": "losses",
+    "content_loss": "losses",
+    "gram_matrix": "losses",
+    "style_loss": "losses",
+    "total_variation": "losses",
+    "VGGFeatures": "models",
+    "describe_layers": "models",
+    "layer_names": "models",
+    "load_vgg_state": "models",
+    "OptimizeResult": "optimize",
+    "optimize_image": "optimize",
+    "data_path": "paths",
+    "list_images": "paths",
+    "check_install": "setup_check",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nst_utils' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

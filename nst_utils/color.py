@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import NSTError
+from .errors import BadInputError
 
 # NTSC YIQ: Y is luminance (what a black-and-white TV shows), I and Q carry the colour.
 RGB_TO_YIQ = torch.tensor(
@@ -30,7 +30,7 @@ YIQ_TO_RGB = torch.linalg.inv(RGB_TO_YIQ)
 def _check(image: torch.Tensor, name: str) -> None:
     if not isinstance(image, torch.Tensor) or image.dim() != 4 or image.shape[1] != 3:
         shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise NSTError(f"{name} must be an (N, 3, H, W) RGB tensor, got {shape}.")
+        raise BadInputError(f"{name} must be an (N, 3, H, W) RGB tensor, got {shape}.")
 
 
 def _apply(matrix: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
@@ -71,7 +71,7 @@ def preserve_luminance(stylized: torch.Tensor, content: torch.Tensor) -> torch.T
     """
     _check(content, "content")
     if stylized.shape != content.shape:
-        raise NSTError(
+        raise BadInputError(
             f"stylized {tuple(stylized.shape)} and content {tuple(content.shape)} must have "
             "the same shape; resize one of them first."
         )

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from typing import TypeVar
 
+from .errors import BadInputError
+
 QUICK_ENV = "NST_QUICK"
 WEIGHTS_ENV = "NST_WEIGHTS"
 ARCH_ENV = "NST_ARCH"
@@ -19,9 +21,19 @@ DEVICE_ENV = "NST_DEVICE"
 T = TypeVar("T")
 
 
+TRUE = {"1", "true", "yes", "on"}
+FALSE = {"", "0", "false", "no", "off"}
+
+
 def quick_mode() -> bool:
-    """True when ``NST_QUICK`` is set to 1/true/yes (tests and CI set it)."""
-    return os.environ.get(QUICK_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+    """True when ``NST_QUICK`` is 1/true/yes/on (tests and CI set it), False when it is unset
+    or 0/false/no/off; any other value is an error rather than a silent "off"."""
+    value = os.environ.get(QUICK_ENV, "").strip().lower()
+    if value not in TRUE | FALSE:
+        raise BadInputError(
+            f"{QUICK_ENV}={os.environ[QUICK_ENV]!r} is not understood; use 1 (quick) or 0 (full)."
+        )
+    return value in TRUE
 
 
 def by_mode(full: T, quick: T) -> T:

@@ -10,26 +10,32 @@ import numpy as np
 import torch
 
 from .config import DEVICE_ENV, quick_mode, weights_setting
-from .errors import NSTError
+from .errors import BadInputError
+
+MAX_SEED = 2**32 - 1  # the range every generator accepts (NumPy's is the narrowest)
 
 
 def pick_device(prefer: str | None = None) -> torch.device:
     """CUDA if available, then Apple's MPS, then the CPU.
 
-    ``prefer`` (or the ``NST_DEVICE`` environment variable) forces a choice.
+    ``prefer`` (or the ``NST_DEVICE`` environment variable) forces a choice: ``cpu``,
+    ``cuda``, ``cuda:1`` or ``mps``.
     """
     prefer = prefer or os.environ.get(DEVICE_ENV) or None
     if prefer:
-        name = prefer.strip().lower()
+        name = str(prefer).strip().lower()
+        kind, _, index = name.partition(":")
         available = {
             "cpu": True,
             "cuda": torch.cuda.is_available(),
             "mps": torch.backends.mps.is_available(),
         }
-        if name.split(":")[0] not in available:
-            raise NSTError(f"device {prefer!r} is unknown: use 'cuda', 'mps' or 'cpu'.")
-        if not available[name.split(":")[0]]:
-            raise NSTError(
+        if kind not in available or (index and not (kind == "cuda" and index.isdigit())):
+            raise BadInputError(
+                f"device {prefer!r} is unknown: use 'cuda', 'cuda:N', 'mps' or 'cpu'."
+            )
+        if not available[kind] or (index and int(index) >= torch.cuda.device_count()):
+            raise BadInputError(
                 f"device {prefer!r} was asked for (argument or {DEVICE_ENV}) but is not "
                 "available on this machine; unset it to choose automatically."
             )
@@ -41,8 +47,20 @@ def pick_device(prefer: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def check_seed(seed: object, name: str = "seed") -> int:
+    """``seed`` if it is a whole number in 0 .. 2**32 - 1, else a one-line error."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise BadInputError(f"{name} must be a whole number from 0 to {MAX_SEED}, got {seed!r}.")
+    return seed
+
+
 def seed_everything(seed: int = 0) -> None:
-    """Seed Python, NumPy and PyTorch (all devices) so runs repeat."""
+    """Seed Python, NumPy and PyTorch's global generators so a notebook's runs repeat.
+
+    Only notebooks call this (through :func:`setup`); the package's own functions use
+    their own seeded generators and never touch the global ones.
+    """
+    check_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

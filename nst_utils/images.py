@@ -1,95 +1,159 @@
-"""Images in and out: load (any mode, EXIF-aware), resize, tensors, save atomically, show.
+"""Images in and out: load (the formats a course needs, any mode, EXIF-aware), resize,
+tensors, save atomically, show.
 
 Tensors follow one convention everywhere: shape (N, C, H, W), float in [0, 1], RGB.
+Every input, whatever its type (path, bytes, file object, NumPy array, PIL image, tensor),
+goes through one conversion path: :func:`load_image` for pictures, :func:`as_tensor`
+when a tensor is wanted.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import NSTError
+from .errors import BadInputError
+from .files import atomic_write
 
-ImageSource = str | os.PathLike | BinaryIO
+ImageSource = str | os.PathLike | bytes | BinaryIO | np.ndarray | Image.Image
+ImageLike = ImageSource | torch.Tensor
 
+# Pillow picks a decoder from a file's content, not its name: only these are ever tried,
+# so PostScript (which can run Ghostscript), SVG, PDF and exotic formats are refused.
+# (Pillow's JPEG decoder also opens MPO, the multi-picture JPEG of some cameras.)
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
+SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+SAVE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 MAX_PIXELS = 64_000_000  # a 8000 x 8000 photo; bigger is a decompression bomb or a mistake
 MAX_SIDE = 20_000  # pixels; a longer side cannot be a picture meant for this course
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-# Files read by load_image in this process: save_image refuses to write over them.
-_inputs_seen: set[Path] = set()
+JPEG_OPTIONS = {"quality": 95, "subsampling": 0}  # keeps brush strokes and colour edges
 
 
-def _describe(source: ImageSource) -> str:
+def describe(source: Any) -> str:
+    """How a source is named in messages: its path, its file name, or its type."""
     if isinstance(source, (str, os.PathLike)):
         return str(source)
     return getattr(source, "name", None) or f"<{type(source).__name__}>"
 
 
-def _open(source: ImageSource, name: str) -> Image.Image:
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
+def _check_size(img: Image.Image, name: str) -> None:
+    width, height = img.size
+    if width < 1 or height < 1 or max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
+        raise BadInputError(
+            f"{name}: unusable size {width}x{height} pixels (limits: sides 1..{MAX_SIDE}, "
+            f"{MAX_PIXELS:,} pixels). Resize it with an image editor first."
+        )
+
+
+def _readable(source: str | os.PathLike | bytes | BinaryIO, name: str) -> BinaryIO | Path:
+    """A path or seekable binary stream Pillow can open, after the checks that name causes."""
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source).expanduser()
         if not path.exists():
-            raise NSTError(f"{name}: no such file. Check the path (cwd is {Path.cwd()}).")
+            raise BadInputError(f"{name}: no such file. Check the path (cwd is {Path.cwd()}).")
         if path.is_dir():
-            raise NSTError(f"{name}: is a directory; pass the path of one image file in it.")
+            raise BadInputError(f"{name}: is a folder; pass the path of one image file in it.")
+        if not os.access(path, os.R_OK):
+            raise BadInputError(f"{name}: permission denied; make the file readable.")
         if path.stat().st_size == 0:
-            raise NSTError(f"{name}: the file is empty (0 bytes); it is no image.")
-    else:
-        pos = source.tell()
-        if not source.read(1):
-            raise NSTError(f"{name}: the file object is empty (0 bytes left to read).")
-        source.seek(pos)
+            raise BadInputError(f"{name}: the file is empty (0 bytes); it is no image.")
+        return path
+    if not hasattr(source, "read"):
+        raise BadInputError(f"{name}: not an image source; give a path, bytes or a file object.")
+    if not (getattr(source, "seekable", lambda: False)()):
+        source = io.BytesIO(source.read())  # pipes and sockets: read once, then seek freely
+    pos = source.tell()
+    if not source.read(1):
+        raise BadInputError(f"{name}: the file object is empty (0 bytes left to read).")
+    source.seek(pos)
+    return source
+
+
+def _open(source: str | os.PathLike | bytes | BinaryIO, name: str) -> Image.Image:
+    stream = _readable(source, name)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(source)
+            img = Image.open(stream, formats=FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise NSTError(
+        raise BadInputError(
             f"{name}: refused as a decompression bomb ({err}). Downscale the image first."
         ) from err
     except UnidentifiedImageError as err:
-        raise NSTError(
-            f"{name}: not an image Pillow can read (JPEG, PNG, WebP, BMP, TIFF, ...)."
+        raise BadInputError(
+            f"{name}: not an image in a format the course reads ({', '.join(FORMATS)}); "
+            "convert it to PNG or JPEG."
         ) from err
+    except PermissionError as err:
+        raise BadInputError(f"{name}: permission denied; make the file readable.") from err
     except OSError as err:
-        raise NSTError(
+        raise BadInputError(
             f"{name}: the image data is broken or truncated ({err}). Re-export the file."
         ) from err
-    width, height = img.size
-    if width < 1 or height < 1 or max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
-        raise NSTError(
-            f"{name}: absurd size {width}x{height} pixels (limits: sides 1..{MAX_SIDE}, "
-            f"{MAX_PIXELS:,} pixels). Resize it with an image editor first."
-        )
     try:
+        _check_size(img, name)
+        if getattr(img, "is_animated", False):
+            img.seek(0)  # GIF/MPO: the first frame
         img.load()
-    except (OSError, SyntaxError, ValueError) as err:
-        raise NSTError(
+    except BadInputError:
+        img.close()
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
+        img.close()
+        raise BadInputError(
             f"{name}: the image data is broken or truncated ({err}). Re-export the file."
         ) from err
     return img
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
-    if img.mode in {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}:  # 16/32-bit grayscale
+def _from_array(array: np.ndarray, name: str) -> Image.Image:
+    """(H, W), (H, W, 1|3|4) uint8, or float in [0, 1] -> PIL image."""
+    arr = np.asarray(array)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)) or 0 in arr.shape:
+        raise BadInputError(
+            f"{name}: an array image must have shape (H, W), (H, W, 3) or (H, W, 4), "
+            f"got {arr.shape}."
+        )
+    if arr.dtype == np.uint8:
+        return Image.fromarray(arr)
+    if arr.dtype.kind not in "fiub":
+        raise BadInputError(f"{name}: array of {arr.dtype} is no image; use uint8 or float.")
+    arr = arr.astype(np.float64)
+    if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
+        raise BadInputError(f"{name}: float arrays must hold finite values in [0, 1].")
+    return Image.fromarray((arr * 255 + 0.5).astype(np.uint8))
+
+
+def _to_rgb(img: Image.Image, name: str) -> Image.Image:
+    if img.mode in {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}:  # 16/32-bit or float grey
         arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        if not np.isfinite(arr).all():
+            raise BadInputError(f"{name}: a float image with NaN or infinite pixels.")
+        if img.mode == "F" and arr.min() >= 0 and arr.max() <= 1:
+            top = 1.0  # float images usually hold [0, 1]
+        elif img.mode.startswith("I;16") or arr.max() > 255:
+            top = 65535.0
+        else:
+            top = 255.0
         arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return Image.fromarray(arr, mode="L").convert("RGB")
     if img.mode == "P":
         img = img.convert("RGBA")
-    if img.mode in {"RGBA", "LA", "PA"} or (img.mode == "RGB" and "transparency" in img.info):
+    if img.mode in {"RGBA", "LA", "PA", "RGBa", "La"} or (
+        img.mode == "RGB" and "transparency" in img.info
+    ):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
@@ -97,21 +161,32 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 
 
 def load_image(source: ImageSource, max_size: int | None = None) -> Image.Image:
-    """Read an image file (path or binary file object) as an upright 8-bit RGB PIL image.
+    """Any image source -> an upright 8-bit RGB PIL image.
 
-    EXIF orientation is applied; grayscale, palette, alpha (composited on white), CMYK and
-    16-bit images become RGB. ``max_size`` resizes so the longest side is at most that many
-    pixels. Any problem raises :class:`NSTError` naming the file.
+    ``source``: a path (``~`` expanded), bytes, a binary file object (pipes too), a NumPy
+    array ((H, W[, 3|4]) uint8, or float in [0, 1]) or a PIL image. Files are decoded only
+    as JPEG/MPO, PNG, WebP, BMP, TIFF or GIF (first frame), whatever their name. EXIF
+    orientation is applied; grey, palette, alpha (composited on white), CMYK, 16-bit and
+    float images become RGB. ``max_size`` resizes so the longest side is at most that many
+    pixels. Any problem raises :class:`BadInputError` naming the source.
     """
-    name = _describe(source)
-    img = _open(source, name)
+    name = describe(source)
+    if source is None:
+        raise BadInputError("no image given (None); pass a path, bytes, an array or an image.")
+    if isinstance(source, Image.Image):
+        img = source
+        _check_size(img, name)
+    elif isinstance(source, np.ndarray):
+        img = _from_array(source, name)
+    elif isinstance(source, torch.Tensor):
+        raise BadInputError(f"{name}: a tensor is already decoded; use as_tensor() instead.")
+    else:
+        img = _open(source, name)
     try:
         img = ImageOps.exif_transpose(img)
     except Exception as err:  # broken EXIF must not stop the course; keep the pixels
         warnings.warn(f"{name}: ignoring unreadable EXIF orientation ({err})", stacklevel=2)
-    img = _to_rgb(img)
-    if isinstance(source, (str, os.PathLike)):
-        _inputs_seen.add(Path(source).resolve())
+    img = _to_rgb(img, name)
     if max_size is not None:
         img = resize_longest(img, max_size)
     return img
@@ -119,8 +194,8 @@ def load_image(source: ImageSource, max_size: int | None = None) -> Image.Image:
 
 def resize_longest(img: Image.Image, size: int) -> Image.Image:
     """Resize (Lanczos) so the longest side is ``size`` pixels, keeping the aspect ratio."""
-    if size < 1:
-        raise NSTError(f"size must be a positive number of pixels, got {size}.")
+    if not isinstance(size, int) or size < 1:
+        raise BadInputError(f"size must be a positive number of pixels, got {size!r}.")
     width, height = img.size
     scale = size / max(width, height)
     new = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -138,12 +213,56 @@ def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
     t = tensor.detach()
     if t.dim() == 4:
         if t.shape[0] != 1:
-            raise NSTError(f"expected one image, got a batch of {t.shape[0]}; index it first.")
+            raise BadInputError(f"expected one image, got a batch of {t.shape[0]}; index it first.")
         t = t[0]
     if t.dim() != 3 or t.shape[0] not in (1, 3):
-        raise NSTError(f"expected shape (1, 3, H, W) or (3, H, W), got {tuple(tensor.shape)}.")
+        raise BadInputError(f"expected shape (1, 3, H, W) or (3, H, W), got {tuple(tensor.shape)}.")
     arr = (t.float().clamp(0, 1) * 255.0 + 0.5).byte().permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(arr.squeeze(2) if arr.shape[2] == 1 else arr)
+
+
+def check_tensor(t: torch.Tensor, name: str = "image") -> torch.Tensor:
+    """A (1, 3, H, W) or (3, H, W) float image in [0, 1] -> (1, 3, H, W) float32 on the CPU."""
+    t = t.detach().float().cpu()
+    if t.dim() == 3:
+        t = t.unsqueeze(0)
+    if t.dim() != 4 or t.shape[:2] != (1, 3) or 0 in t.shape:
+        raise BadInputError(f"{name}: a tensor must have shape (1, 3, H, W), got {tuple(t.shape)}.")
+    if not torch.isfinite(t).all() or t.min() < -1e-3 or t.max() > 1 + 1e-3:
+        raise BadInputError(f"{name}: tensor values must be finite and in [0, 1] (RGB).")
+    return t.clamp(0, 1)
+
+
+def as_tensor(
+    source: ImageLike,
+    max_size: int | None = None,
+    device: torch.device | str | None = None,
+    name: str | None = None,
+) -> torch.Tensor:
+    """Any image source, or a tensor, -> (1, 3, H, W) float32 in [0, 1].
+
+    Non-tensors go through :func:`load_image`; tensors are checked (shape, range) and, like
+    pictures, resized so the longest side is ``max_size`` (bicubic, antialiased).
+    """
+    name = name or describe(source)
+    if not isinstance(source, torch.Tensor):
+        return image_to_tensor(load_image(source, max_size), device)
+    t = check_tensor(source, name)
+    if max_size is not None:
+        if not isinstance(max_size, int) or max_size < 1:
+            raise BadInputError(f"size must be a positive number of pixels, got {max_size!r}.")
+        h, w = t.shape[-2:]
+        scale = max_size / max(h, w)
+        t = resize_tensor(t, (max(1, round(h * scale)), max(1, round(w * scale))))
+    return t.to(device)
+
+
+def resize_tensor(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(N, 3, H, W) in [0, 1] -> (N, 3, *size), bicubic with antialiasing, clamped."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    out = torch.nn.functional.interpolate(image, size=size, mode="bicubic", antialias=True)
+    return out.clamp(0, 1)
 
 
 def load_tensor(
@@ -153,52 +272,26 @@ def load_tensor(
     return image_to_tensor(load_image(source, max_size), device)
 
 
-def normalize(x: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) in [0, 1] -> ImageNet-normalised input for torchvision's VGG."""
-    mean = x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (x - mean) / std
-
-
-def denormalize(x: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`normalize`."""
-    mean = x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return x * std + mean
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def save_image(image: Image.Image | torch.Tensor, path: str | os.PathLike) -> Path:
     """Write an image atomically (temp file, then rename); the format follows the suffix.
 
-    Refuses to overwrite a file that :func:`load_image` read in this process, so an
-    output can never replace its own input.
+    JPEGs are saved at quality 95 without chroma subsampling, so strokes and colour edges
+    survive. A missing folder is created. To protect inputs, check the path first with
+    :func:`nst_utils.files.check_output` (the command line does).
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     fmt = Image.registered_extensions().get(path.suffix.lower())
-    if fmt is None:
-        raise NSTError(f"{path}: unknown image suffix {path.suffix!r}; use .png or .jpg.")
-    if path.resolve() in _inputs_seen:
-        raise NSTError(f"{path}: this file was loaded as an input; choose another output name.")
+    if fmt is None or path.suffix.lower() not in SAVE_SUFFIXES:
+        raise BadInputError(
+            f"{path}: unknown image suffix {path.suffix or '(none)'!r}; use .png or .jpg."
+        )
     if isinstance(image, torch.Tensor):
         image = tensor_to_image(image)
-    path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
-    image.save(buffer, format=fmt)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buffer.getvalue())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    image.save(buffer, format=fmt, **(JPEG_OPTIONS if fmt == "JPEG" else {}))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as handle:
+        handle.write(buffer.getvalue())
     return path
 
 

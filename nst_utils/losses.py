@@ -1,16 +1,18 @@
-"""Perceptual losses: content, Gram matrix, style and total variation.
+"""Perceptual losses: content, Gram matrix, style, feature statistics and total variation,
+and :class:`PerceptualLoss`, the one loss module every method of the course uses.
 
 Feature tensors are (N, C, H, W). All losses return a scalar tensor (mean over the batch).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from .errors import NSTError
+from .errors import BadInputError
 
 GRAM_NORMALIZATIONS = ("hw", "chw", "none")
 
@@ -21,7 +23,7 @@ def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def gram_matrix(features: torch.Tensor, normalize: str = "hw") -> torch.Tensor:
-    """Channel correlations of (N, C, H, W) features -> (N, C, C).
+    """Channel correlations of (N, C, H, W) features -> (N, C, C), always in float32.
 
     ``G[n, i, j] = sum_p F[n, i, p] * F[n, j, p] / Z`` over positions p, with Z:
 
@@ -29,14 +31,20 @@ def gram_matrix(features: torch.Tensor, normalize: str = "hw") -> torch.Tensor:
       Gatys et al.'s per-layer loss E_l is exactly 1/4 of the MSE between such Grams.
     * ``"chw"``: C*H*W, as in Johnson et al. and PyTorch's tutorial.
     * ``"none"``: the raw sum; grows with image size.
+
+    Under mixed precision the sum over thousands of positions would overflow float16, so
+    the features are cast to float32 and autocast is switched off for the product.
     """
     if features.dim() != 4:
-        raise NSTError(f"gram_matrix expects (N, C, H, W) features, got {tuple(features.shape)}.")
+        raise BadInputError(
+            f"gram_matrix expects (N, C, H, W) features, got {tuple(features.shape)}."
+        )
     if normalize not in GRAM_NORMALIZATIONS:
-        raise NSTError(f"normalize={normalize!r}: use one of {GRAM_NORMALIZATIONS}.")
+        raise BadInputError(f"normalize={normalize!r}: use one of {GRAM_NORMALIZATIONS}.")
     n, c, h, w = features.shape
-    flat = features.reshape(n, c, h * w)
-    gram = torch.bmm(flat, flat.transpose(1, 2))
+    with torch.autocast(features.device.type, enabled=False):
+        flat = features.float().reshape(n, c, h * w)
+        gram = torch.bmm(flat, flat.transpose(1, 2))
     if normalize == "hw":
         gram = gram / (h * w)
     elif normalize == "chw":
@@ -59,12 +67,21 @@ def style_loss(
         layer_weights = {name: 1.0 / len(target_grams) for name in target_grams}
     missing = [n for n in layer_weights if n not in features or n not in target_grams]
     if missing:
-        raise NSTError(f"style layers {missing} have no features or no target Gram matrix.")
-    total = features[next(iter(layer_weights))].new_zeros(())
+        raise BadInputError(f"style layers {missing} have no features or no target Gram matrix.")
+    total = features[next(iter(layer_weights))].new_zeros((), dtype=torch.float32)
     for name, weight in layer_weights.items():
         gram = gram_matrix(features[name], normalize)
         total = total + weight * F.mse_loss(gram, target_grams[name].expand_as(gram))
     return total
+
+
+def feature_stats(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and standard deviation of (N, C, H, W) features: two (N, C) tensors.
+
+    The statistics AdaIN (Huang & Belongie 2017) matches instead of Gram matrices.
+    """
+    flat = features.float().flatten(2)
+    return flat.mean(2), (flat.var(2, unbiased=False) + eps).sqrt()
 
 
 def relative_weights(
@@ -86,3 +103,175 @@ def total_variation(image: torch.Tensor) -> torch.Tensor:
     dy = (image[:, :, 1:, :] - image[:, :, :-1, :]).abs().mean()
     dx = (image[:, :, :, 1:] - image[:, :, :, :-1]).abs().mean()
     return dx + dy
+
+
+class PerceptualLoss(nn.Module):
+    """Content, style, statistics and total-variation terms on the features of a frozen VGG.
+
+    The loss of every method in the course (Gatys et al.; Johnson et al.'s style transfer
+    and super-resolution; document enhancement)::
+
+        content_weight * sum_l w_l * MSE(F_l(x), F_l(c))             content layers l
+      + style_weight   * sum_l w_l * MSE(G(F_l(x)), G(F_l(s)))       style layers l
+      + stats_weight   * sum_l w_l * (MSE(mean) + MSE(std))          stats layers l
+      + tv_weight      * TV(x)
+
+    ``net`` is a :class:`nst_utils.models.VGGFeatures` returning every layer named here.
+    Style targets are fixed: :meth:`set_style` computes the (blended) Gram matrices and
+    channel statistics of the style image(s) once. Content targets are either fixed
+    (:meth:`set_content`, Gatys) or given with each batch (``forward(x, content=c)``,
+    Johnson: then ``x`` and ``c`` go through the VGG in one pass). Any batch size works;
+    style targets broadcast over the batch.
+
+    ``relative=True`` divides each layer's term by the mean square of its target (per
+    image for content, per layer for Gram matrices and statistics), so every term starts
+    near 1 whatever the network's activation scale and one set of weights fits
+    torchvision's VGG19, a VGG16 or a Caffe-scale conversion alike. ``relative=False``
+    gives the plain losses of the papers.
+
+    ``forward`` returns the weighted terms ``{"content", "style", "tv"}``, plus ``"stats"``
+    when stats layers are given (terms with weight 0 are zero tensors and cost nothing);
+    their sum is the loss.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        content_layers: Mapping[str, float],
+        style_layers: Mapping[str, float] | None = None,
+        *,
+        content_weight: float = 1.0,
+        style_weight: float = 1.0,
+        stats_layers: Mapping[str, float] | None = None,
+        stats_weight: float = 0.0,
+        tv_weight: float = 0.0,
+        gram_normalize: str = "hw",
+        relative: bool = True,
+    ) -> None:
+        super().__init__()
+        if gram_normalize not in GRAM_NORMALIZATIONS:
+            raise BadInputError(
+                f"gram_normalize={gram_normalize!r}: use one of {GRAM_NORMALIZATIONS}."
+            )
+        self.net = net
+        self.content_layers = {n: float(w) for n, w in content_layers.items() if w > 0}
+        self.style_layers = {n: float(w) for n, w in (style_layers or {}).items() if w > 0}
+        self.stats_layers = {n: float(w) for n, w in (stats_layers or {}).items() if w > 0}
+        self.content_weight = float(content_weight) if self.content_layers else 0.0
+        self.style_weight = float(style_weight) if self.style_layers else 0.0
+        self.stats_weight = float(stats_weight) if self.stats_layers else 0.0
+        self.tv_weight = float(tv_weight)
+        self.gram_normalize = gram_normalize
+        self.relative = relative
+        needed = [*self.content_layers, *self.style_layers, *self.stats_layers]
+        available = getattr(net, "available", needed)
+        missing = [n for n in needed if n not in available]
+        if missing:
+            raise BadInputError(
+                f"the VGG stops at {available[-1]} but the loss needs layers {missing}; "
+                "build VGGFeatures with the deepest content, style and stats layers."
+            )
+        self.grams: dict[str, torch.Tensor] = {}
+        self.stats: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.content_targets: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def set_style(
+        self, styles: torch.Tensor | Sequence[torch.Tensor], blend: Sequence[float] | None = None
+    ) -> None:
+        """Fix the style targets: ``sum_k blend[k] * Gram(style_k)`` per layer (and stats).
+
+        ``styles``: one (1, 3, H, W) image in [0, 1] or a list of them (any sizes);
+        ``blend``: one weight per style (default: equal), normalised to sum 1.
+        """
+        styles = [styles] if isinstance(styles, torch.Tensor) else list(styles)
+        if not styles:
+            raise BadInputError("set_style needs at least one style image.")
+        blend = [1.0] * len(styles) if blend is None else list(blend)
+        if len(blend) != len(styles) or sum(blend) <= 0:
+            raise BadInputError(f"blend {blend} must give one weight >= 0 per style image.")
+        blend = [w / sum(blend) for w in blend]
+        grams: dict[str, torch.Tensor] = {}
+        means: dict[str, torch.Tensor] = {}
+        stds: dict[str, torch.Tensor] = {}
+        layers = list(dict.fromkeys([*self.style_layers, *self.stats_layers]))
+        for style, weight in zip(styles, blend, strict=True):
+            if weight == 0:
+                continue
+            feats = self.net(style, layers=layers)
+            for name in self.style_layers:
+                gram = weight * gram_matrix(feats[name], self.gram_normalize)
+                grams[name] = grams[name] + gram if name in grams else gram
+            for name in self.stats_layers:
+                mean, std = feature_stats(feats[name])
+                means[name] = means.get(name, 0) + weight * mean
+                stds[name] = stds.get(name, 0) + weight * std
+        self.grams = grams
+        self.stats = {name: (means[name], stds[name]) for name in self.stats_layers}
+
+    @torch.no_grad()
+    def set_content(self, content: torch.Tensor) -> None:
+        """Fix the content targets to the features of ``content`` (N, 3, H, W) in [0, 1]."""
+        feats = self.net(content, layers=list(self.content_layers))
+        self.content_targets = {name: feats[name].detach() for name in self.content_layers}
+
+    def _scale(self, target: torch.Tensor, per_image: bool = False) -> torch.Tensor | float:
+        if not self.relative:
+            return 1.0
+        if per_image:  # (N, 1, 1, 1): one scale per image, so a batch split changes nothing
+            return target.pow(2).mean(dim=(1, 2, 3), keepdim=True).clamp(min=1e-12)
+        return target.pow(2).mean().clamp(min=1e-12)
+
+    def forward(
+        self, image: torch.Tensor, content: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Weighted terms for ``image`` (N, 3, H, W) in [0, 1]; ``content`` (N, 3, H, W) or
+        None for the targets fixed by :meth:`set_content`."""
+        if self.style_weight and not self.grams or self.stats_weight and not self.stats:
+            raise BadInputError("call set_style(...) before using a loss with style terms.")
+        layers = list(dict.fromkeys([*self.content_layers, *self.style_layers, *self.stats_layers]))
+        n = image.shape[0]
+        targets = self.content_targets
+        if self.content_weight and content is not None:
+            if content.shape != image.shape:
+                raise BadInputError(
+                    f"content {tuple(content.shape)} and image {tuple(image.shape)} must have "
+                    "the same shape."
+                )
+            feats = self.net(torch.cat([image, content.detach()]), layers=layers)
+            targets = {name: feats[name][n:].detach() for name in self.content_layers}
+            feats = {name: f[:n] for name, f in feats.items()}
+        else:
+            if self.content_weight and not targets:
+                raise BadInputError("give content=... or call set_content(...) first.")
+            feats = self.net(image, layers=layers)
+        zero = image.new_zeros((), dtype=torch.float32)
+        content_term = style_term = stats_term = zero
+        if self.content_weight:
+            for name, weight in self.content_layers.items():
+                target = targets[name].expand_as(feats[name]).float()
+                diff = (feats[name].float() - target).pow(2)
+                diff = diff / self._scale(target, per_image=True)
+                content_term = content_term + weight * diff.mean()
+        if self.style_weight:
+            for name, weight in self.style_layers.items():
+                gram = gram_matrix(feats[name], self.gram_normalize)
+                target = self.grams[name]
+                loss = F.mse_loss(gram, target.expand_as(gram)) / self._scale(target)
+                style_term = style_term + weight * loss
+        if self.stats_weight:
+            for name, weight in self.stats_layers.items():
+                mean, std = feature_stats(feats[name])
+                t_mean, t_std = self.stats[name]
+                loss = F.mse_loss(mean, t_mean.expand_as(mean)) / self._scale(t_mean)
+                loss = loss + F.mse_loss(std, t_std.expand_as(std)) / self._scale(t_std)
+                stats_term = stats_term + weight * loss
+        tv = total_variation(image.float()) if self.tv_weight else zero
+        terms = {
+            "content": self.content_weight * content_term,
+            "style": self.style_weight * style_term,
+            "tv": self.tv_weight * tv,
+        }
+        if self.stats_layers:
+            terms["stats"] = self.stats_weight * stats_term
+        return terms

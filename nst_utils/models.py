@@ -6,6 +6,9 @@ Weights come from one of three places (see :func:`load_vgg_state`):
 * a file path: a torchvision-layout state dict (``features.N.weight`` / ``.bias`` keys);
 * ``"random"``: seeded random weights, rescaled layer by layer so that activations keep
   their scale on natural-looking images. For tests and offline runs; it always warns.
+
+The network takes RGB images in [0, 1] and applies ImageNet's normalisation itself: that
+convention belongs to the weights, not to image files.
 """
 
 from __future__ import annotations
@@ -15,15 +18,17 @@ import math
 import os
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .config import WEIGHTS_ENV, default_arch, weights_setting
-from .errors import NSTError
-from .images import normalize
+from .errors import BadInputError, WeightsError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # Channels per conv layer, "M" for a 2x2 max pool: torchvision's configurations D and E.
 VGG_CONFIGS: dict[str, list[int | str]] = {
@@ -35,17 +40,14 @@ VGG_CONFIGS: dict[str, list[int | str]] = {
 
 
 class RandomWeightsWarning(UserWarning):
-    """Raised (as a warning) every time a VGG with random weights is built."""
-
-
-warnings.simplefilter("always", RandomWeightsWarning)
+    """Warned whenever VGG weights are asked for with ``weights="random"``."""
 
 
 def _check_arch(arch: str | None) -> str:
     """``arch`` itself, or ``NST_ARCH`` (default 'vgg19') when None; unknown names fail."""
     arch = arch or default_arch()
     if arch not in VGG_CONFIGS:
-        raise NSTError(f"arch={arch!r} is not supported; use one of {sorted(VGG_CONFIGS)}.")
+        raise BadInputError(f"arch={arch!r} is not supported; use one of {sorted(VGG_CONFIGS)}.")
     return arch
 
 
@@ -83,10 +85,10 @@ def _download_imagenet(arch: str) -> dict[str, torch.Tensor]:
     from torchvision.models import VGG16_Weights, VGG19_Weights
 
     weights = {"vgg16": VGG16_Weights.IMAGENET1K_V1, "vgg19": VGG19_Weights.IMAGENET1K_V1}[arch]
-    try:
-        return weights.get_state_dict(progress=True)
-    except Exception as err:  # no network, proxy, full disk, corrupt cache ...
-        raise NSTError(
+    try:  # the file name carries a SHA-256 prefix: check_hash verifies the download
+        return weights.get_state_dict(progress=True, check_hash=True, weights_only=True)
+    except Exception as err:  # no network, proxy, full disk, corrupt cache, bad hash ...
+        raise WeightsError(
             f"could not download torchvision's ImageNet {arch.upper()} weights ({err}).\n"
             "Three ways out:\n"
             "  1. connect to the internet once; the file is then cached "
@@ -94,25 +96,40 @@ def _download_imagenet(arch: str) -> dict[str, torch.Tensor]:
             f"  2. download the weights elsewhere and set {WEIGHTS_ENV}=/path/to/file.pth "
             "(a torchvision-layout state dict);\n"
             f"  3. set {WEIGHTS_ENV}=random to run with seeded random weights (pictures will "
-            "not look like style transfer; for tests and offline practice only)."
+            "not look like style transfer; for tests and offline practice only).\n"
+            "A corrupt cached file (hash mismatch) can be deleted from that folder."
         ) from err
 
 
 def _read_file(path: Path, arch: str) -> dict[str, torch.Tensor]:
     if not path.is_file():
-        raise NSTError(
+        raise WeightsError(
             f"VGG weights file {path} does not exist. Set {WEIGHTS_ENV} (or weights=) to an "
             "existing .pth file, 'imagenet' or 'random'."
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError as err:
+        raise WeightsError(f"VGG weights file {path}: permission denied ({err.strerror}).") from err
     except Exception as err:
-        raise NSTError(
+        raise WeightsError(
             f"VGG weights file {path} could not be read as a PyTorch state dict ({err})."
         ) from err
     if not isinstance(state, dict):
-        raise NSTError(f"VGG weights file {path} holds a {type(state).__name__}, not a state dict.")
-    features = {k: v for k, v in state.items() if k.startswith("features.")}
+        raise WeightsError(
+            f"VGG weights file {path} holds a {type(state).__name__}, not a state dict."
+        )
+    return check_state(state, arch, str(path))
+
+
+def check_state(state: Mapping, arch: str, source: str) -> dict[str, torch.Tensor]:
+    """The ``features.N.*`` float tensors of ``state`` if they fit ``arch``; else WeightsError.
+
+    Refuses wrong shapes, NaN or infinite values and all-zero layers (such a network
+    returns the input photo unchanged, which would look like a style transfer that did
+    nothing).
+    """
+    features = {k: v for k, v in state.items() if isinstance(k, str) and k.startswith("features.")}
     expected = _conv_shapes(arch)
     found = sorted({int(k.split(".")[1]) for k in features if k.split(".")[1].isdigit()})
     guess = {13: "VGG16", 16: "VGG19"}.get(len(found), f"a network with {len(found)} conv layers")
@@ -125,15 +142,22 @@ def _read_file(path: Path, arch: str) -> dict[str, torch.Tensor]:
         for index, (c_in, c_out) in expected.items():
             w = features.get(f"features.{index}.weight")
             b = features.get(f"features.{index}.bias")
-            if w is None or b is None or w.shape != (c_out, c_in, 3, 3) or b.shape != (c_out,):
-                problem = f"features.{index} is missing or has the wrong shape"
+            if not isinstance(w, torch.Tensor) or not isinstance(b, torch.Tensor):
+                problem = f"features.{index} is missing"
+            elif w.shape != (c_out, c_in, 3, 3) or b.shape != (c_out,):
+                problem = f"features.{index} has the wrong shape"
+            elif not (torch.isfinite(w).all() and torch.isfinite(b).all()):
+                problem = f"features.{index} holds NaN or infinite values (a damaged file)"
+            elif not w.any():
+                problem = f"features.{index}.weight is all zeros (not a trained network)"
+            if problem:
                 break
     if problem:
-        raise NSTError(
-            f"VGG weights file {path} does not fit {arch.upper()}: {problem}. Choose the "
+        raise WeightsError(
+            f"VGG weights {source} do not fit {arch.upper()}: {problem}. Choose the "
             "matching network (arch='vgg16' or 'vgg19') or another file."
         )
-    return {k: v.float() for k, v in features.items()}
+    return {k: v.detach().float() for k, v in features.items()}
 
 
 def _pink_noise(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
@@ -167,31 +191,25 @@ def _random_state(arch: str, seed: int) -> dict[str, torch.Tensor]:
 def rescale_layers(arch: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Scale every conv layer so its mean ReLU activation on natural-looking images is 1.
 
-    A ReLU network is positively homogeneous: scaling a layer's weights and bias by s (and
-    dividing the next layer's weights by s) multiplies that layer's feature maps by s and
-    changes nothing else. Used for random weights, whose activations would otherwise fade
-    with depth; Gatys et al. (2015) normalised VGG19 in the same spirit (per filter, on
-    ImageNet images). Calibration images: pink noise, seed 0.
+    A ReLU network is positively homogeneous: multiplying layer k's weights and bias by
+    ``c_k`` and dividing the next layer's weights by ``c_k`` multiplies that layer's feature
+    maps by ``c_k`` and changes nothing else (max pooling commutes with it). So one pass of
+    the unscaled network gives every mean activation ``m_k``, and ``c_k = 1 / m_k``. Used
+    for random weights, whose activations would otherwise fade with depth; Gatys et al.
+    (2015) normalised VGG19 in the same spirit (per filter, on ImageNet images).
+    Calibration images: pink noise, seed 0.
     """
-    x = normalize(_pink_noise(4, 128, torch.Generator().manual_seed(0)))
-    out, previous = {}, 1.0
+    relus = [n for n in layer_names(arch) if n.startswith("relu")]
+    net = VGGFeatures(relus, arch=arch, weights=state)
     with torch.no_grad():
-        for index in sorted(_conv_shapes(arch)):
-            if index and _is_pool(arch, index - 1):
-                x = nn.functional.max_pool2d(x, 2)
-            weight = state[f"features.{index}.weight"] / previous  # input arrives scaled
-            bias = state[f"features.{index}.bias"]
-            y = torch.relu(nn.functional.conv2d(x, weight, bias, padding=1))
-            scale = 1.0 / y.mean().clamp(min=1e-20).item()
-            out[f"features.{index}.weight"] = weight * scale
-            out[f"features.{index}.bias"] = bias * scale
-            x, previous = y * scale, scale
+        feats = net(_pink_noise(4, 128, torch.Generator().manual_seed(0)))
+    out, previous = {}, 1.0
+    for index, relu in zip(sorted(_conv_shapes(arch)), relus, strict=True):
+        scale = 1.0 / feats[relu].mean().clamp(min=1e-20).item()
+        out[f"features.{index}.weight"] = state[f"features.{index}.weight"] * scale / previous
+        out[f"features.{index}.bias"] = state[f"features.{index}.bias"] * scale
+        previous = scale
     return out
-
-
-def _is_pool(arch: str, index: int) -> bool:
-    convs = _conv_shapes(arch)
-    return index not in convs and index - 1 not in convs
 
 
 @functools.lru_cache(maxsize=8)
@@ -209,7 +227,8 @@ def load_vgg_state(
     """The ``features.N.*`` tensors of a VGG, from ``weights`` (default: ``NST_WEIGHTS``).
 
     ``weights`` is ``"imagenet"``, ``"random"`` or a path to a torchvision-layout file.
-    Results are cached per process, so notebooks pay the cost once.
+    Files are read once per process; every call gets its own copy of the tensors, so
+    changing them cannot leak into the next network built.
     """
     arch = _check_arch(arch)
     spec = str(weights) if weights is not None else weights_setting()
@@ -223,25 +242,28 @@ def load_vgg_state(
         )
     elif spec != "imagenet":
         spec = str(Path(spec).expanduser().resolve())
-    return _cached_state(arch, spec, seed)
+    return {k: v.clone() for k, v in _cached_state(arch, spec, seed).items()}
 
 
 class VGGFeatures(nn.Module):
-    """A frozen VGG that returns the activations of the named layers.
+    """A frozen VGG that returns the activations of named layers: the one way through VGG.
 
     Input: (N, 3, H, W) float RGB in [0, 1]; ImageNet normalisation happens inside.
-    Output: ``{layer_name: tensor}`` for every name in ``layers``. The network is cut
-    after the deepest requested layer, so no time is spent on layers nobody reads.
+    Output: ``{layer_name: tensor}`` for every name in ``layers`` (or in the ``layers``
+    given to :meth:`forward`: any layer up to the deepest one built). The network is cut
+    after the deepest requested layer and each pass stops at the deepest layer asked for,
+    so no time is spent on layers nobody reads.
     ``pooling="avg"`` swaps max pooling for average pooling, as Gatys et al. did.
     ``arch`` is 'vgg19' or 'vgg16' (default: ``NST_ARCH``, else 'vgg19'); ``weights`` is
-    'imagenet', 'random' or a file path (default: ``NST_WEIGHTS``, else 'imagenet').
+    'imagenet', 'random', a file path (default: ``NST_WEIGHTS``, else 'imagenet') or a
+    state dict with torchvision's ``features.N.*`` keys.
     """
 
     def __init__(
         self,
         layers: Iterable[str],
         arch: str | None = None,
-        weights: str | os.PathLike | None = None,
+        weights: str | os.PathLike | Mapping[str, torch.Tensor] | None = None,
         pooling: str = "max",
         seed: int = 0,
     ) -> None:
@@ -251,19 +273,24 @@ class VGGFeatures(nn.Module):
         names = layer_names(arch)
         unknown = [n for n in self.layers if n not in names]
         if unknown or not self.layers:
-            raise NSTError(
+            raise BadInputError(
                 f"unknown {arch.upper()} layer(s) {unknown or '(none given)'}; valid names: "
                 f"{', '.join(names)}."
             )
         if pooling not in {"max", "avg"}:
-            raise NSTError(f"pooling={pooling!r}: use 'max' or 'avg'.")
-        state = load_vgg_state(arch, weights, seed)
+            raise BadInputError(f"pooling={pooling!r}: use 'max' or 'avg'.")
+        if isinstance(weights, Mapping):
+            state = check_state(weights, arch, "given as a state dict")
+        else:
+            state = load_vgg_state(arch, weights, seed)
         last = max(names.index(n) for n in self.layers)
+        self.available = names[: last + 1]
         modules: OrderedDict[str, nn.Module] = OrderedDict()
-        for index, name in enumerate(names[: last + 1]):
+        for index, name in enumerate(self.available):
             if name.startswith("conv"):
                 c_out, c_in = state[f"features.{index}.weight"].shape[:2]
-                conv = nn.Conv2d(c_in, c_out, kernel_size=3, padding=1)
+                # skip_init: no random initialisation, which would draw from the global RNG
+                conv = nn.utils.skip_init(nn.Conv2d, c_in, c_out, kernel_size=3, padding=1)
                 conv.weight.data.copy_(state[f"features.{index}.weight"])
                 conv.bias.data.copy_(state[f"features.{index}.bias"])
                 modules[name] = conv
@@ -273,22 +300,46 @@ class VGGFeatures(nn.Module):
                 pool = nn.AvgPool2d if pooling == "avg" else nn.MaxPool2d
                 modules[name] = pool(kernel_size=2, stride=2)
         self.net = nn.Sequential(modules)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
         self.eval()
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        wanted = set(self.layers)
+    def forward(
+        self, x: torch.Tensor, layers: Iterable[str] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """``{name: activation}`` for ``layers`` (default: the layers given at construction)."""
+        wanted = self.layers if layers is None else list(layers)
+        unknown = [n for n in wanted if n not in self.available]
+        if unknown or not wanted:
+            raise BadInputError(
+                f"layer(s) {unknown or '(none given)'} are not computed by this network; it "
+                f"stops at {self.available[-1]}. Build VGGFeatures with the deepest layer needed."
+            )
+        last = max(self.available.index(n) for n in wanted)
+        x = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+        if self.net[0].weight.is_contiguous(memory_format=torch.channels_last):
+            x = x.contiguous(memory_format=torch.channels_last)
         out = {}
-        x = normalize(x)
-        for name, module in self.net.named_children():
+        for index, (name, module) in enumerate(self.net.named_children()):
             x = module(x)
             if name in wanted:
                 out[name] = x
+            if index == last:
+                break
         return out
 
     def train(self, mode: bool = True) -> VGGFeatures:
         """Always stays in eval mode: the extractor is frozen."""
         return super().train(False)
+
+
+def min_side(layers: Iterable[str], arch: str | None = None) -> int:
+    """The shortest image side (pixels) that still gives every layer in ``layers`` a
+    1x1 feature map or more: 2 to the number of poolings in front of the deepest layer."""
+    names = layer_names(arch)
+    deepest = max(names.index(n) for n in layers)
+    return 2 ** sum(n.startswith("pool") for n in names[:deepest])
 
 
 def describe_layers(arch: str | None = None, size: int = 224) -> list[dict]:

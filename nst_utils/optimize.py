@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from .errors import NSTError
+from .errors import BadInputError, DivergenceError
 
 LossFn = Callable[[torch.Tensor], Mapping[str, torch.Tensor]]
 Callback = Callable[[int, torch.Tensor], None]
@@ -47,22 +47,22 @@ def optimize_image(
     steps carries over from step to step) or ``"adam"`` (lr 0.02 by default, in [0, 1]
     pixel units). Pixels are clamped to [0, 1] after every step. ``callback(step, image)``
     runs every ``callback_every`` steps and at the end. A NaN or infinite loss stops the
-    run with an :class:`NSTError`.
+    run with a :class:`DivergenceError`.
 
     Measured (benchmarks/gatys.py, 128 px): clamping inside L-BFGS's loss or only every
     20 steps converged 4x worse after 320 steps than this plain clamp after each step.
     """
     if not isinstance(steps, int) or steps < 1:
-        raise NSTError(f"steps must be a whole number >= 1, got {steps!r}.")
+        raise BadInputError(f"steps must be a whole number >= 1, got {steps!r}.")
     if callback_every < 1:
-        raise NSTError(f"callback_every must be at least 1, got {callback_every}.")
+        raise BadInputError(f"callback_every must be at least 1, got {callback_every}.")
     image = init.detach().clone().clamp_(0, 1).requires_grad_(True)
     if optimizer == "lbfgs":
         opt = torch.optim.LBFGS([image], lr=lr or 1.0, max_iter=1, history_size=50)
     elif optimizer == "adam":
         opt = torch.optim.Adam([image], lr=lr or 0.02)
     else:
-        raise NSTError(f"optimizer={optimizer!r}: use 'lbfgs' or 'adam'.")
+        raise BadInputError(f"optimizer={optimizer!r}: use 'lbfgs' or 'adam'.")
     history: dict[str, list[float]] = {}
     best = {"total": math.inf, "image": image.detach().clone()}
     bar = tqdm(range(1, steps + 1), desc=desc, disable=not progress, leave=False)
@@ -74,7 +74,7 @@ def optimize_image(
         values = {k: v.item() for k, v in terms.items()} | {"total": total.item()}
         if not math.isfinite(values["total"]):
             bar.close()
-            raise NSTError(
+            raise DivergenceError(
                 f"the loss became {values['total']} at step {len(history.get('total', [])) + 1}"
                 f" ({values}). Lower the learning rate or the loss weights, or switch "
                 "optimizer='adam'."

@@ -10,8 +10,8 @@ from collections.abc import Iterable, Mapping
 
 import torch
 
-from .errors import NSTError
-from .losses import gram_matrix, relative_weights, style_loss
+from .errors import BadInputError
+from .losses import PerceptualLoss, gram_matrix
 from .models import VGGFeatures
 from .optimize import Callback, OptimizeResult, optimize_image
 
@@ -26,10 +26,10 @@ def shuffle_patches(image: torch.Tensor, patch: int, seed: int = 0) -> torch.Ten
     """
     if not isinstance(image, torch.Tensor) or image.dim() != 4:
         shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise NSTError(f"shuffle_patches expects an (N, C, H, W) tensor, got {shape}.")
+        raise BadInputError(f"shuffle_patches expects an (N, C, H, W) tensor, got {shape}.")
     height, width = image.shape[-2:]
     if not isinstance(patch, int) or not 1 <= patch <= min(height, width):
-        raise NSTError(
+        raise BadInputError(
             f"patch={patch!r} must be a whole number of pixels between 1 and the shorter "
             f"side of the image ({min(height, width)})."
         )
@@ -75,8 +75,8 @@ def synthesize_texture(
 ) -> OptimizeResult:
     """A new image with the same Gram matrices as ``style`` at ``layers``, grown from noise.
 
-    Gatys et al. (2015): start from white noise and minimise the style loss
-    (:func:`nst_utils.style_loss`) with L-BFGS via :func:`nst_utils.optimize_image`.
+    Gatys et al. (2015): start from white noise and minimise the style term of the course's
+    :class:`nst_utils.losses.PerceptualLoss` with L-BFGS via :func:`nst_utils.optimize_image`.
     ``style``: (1, 3, H, W) in [0, 1]. Layers weigh equally unless ``layer_weights``.
 
     ``balance`` (default) divides each layer's term by the mean square of its target Gram
@@ -92,37 +92,32 @@ def synthesize_texture(
     """
     layers = list(dict.fromkeys(layers))
     if not layers:
-        raise NSTError("layers is empty: name at least one VGG layer, e.g. ['relu1_1'].")
+        raise BadInputError("layers is empty: name at least one VGG layer, e.g. ['relu1_1'].")
     if not isinstance(style, torch.Tensor) or style.dim() != 4 or style.shape[:2] != (1, 3):
         shape = tuple(style.shape) if isinstance(style, torch.Tensor) else type(style).__name__
-        raise NSTError(f"style must be one RGB image of shape (1, 3, H, W), got {shape}.")
+        raise BadInputError(f"style must be one RGB image of shape (1, 3, H, W), got {shape}.")
     if net is None:
         net = VGGFeatures(layers, arch=arch, pooling=pooling).to(style.device)
-    missing = [name for name in layers if name not in net.layers]
-    if missing:
-        raise NSTError(f"the network does not return layers {missing}; it returns {net.layers}.")
     if size is None:
         size = tuple(style.shape[-2:])
     elif isinstance(size, int):
         size = (size, size)
     if len(size) != 2 or min(size) < 1:
-        raise NSTError(f"size={size!r} must be a positive int or a (height, width) pair.")
-    targets = {k: v for k, v in target_grams(net, style, normalize).items() if k in layers}
+        raise BadInputError(f"size={size!r} must be a positive int or a (height, width) pair.")
     weights = {name: 1.0 / len(layers) for name in layers}
     if layer_weights is not None:
         unknown = [name for name in layer_weights if name not in layers]
         if unknown:
-            raise NSTError(f"layer_weights names {unknown}, which are not in layers {layers}.")
+            raise BadInputError(f"layer_weights names {unknown}, which are not in layers {layers}.")
         weights = dict(layer_weights)
-    if balance:
-        weights = relative_weights(weights, targets)
+    loss = PerceptualLoss(net, {}, weights, gram_normalize=normalize, relative=balance)
+    loss.set_style(style)
     if init is None:
         generator = torch.Generator().manual_seed(seed)
         init = torch.rand(1, 3, *size, generator=generator).to(style.device)
 
     def loss_fn(image: torch.Tensor) -> dict[str, torch.Tensor]:
-        features = net(image)
-        return {"style": style_loss(features, targets, weights, normalize)}
+        return {"style": loss(image)["style"]}
 
     return optimize_image(
         init,

@@ -12,9 +12,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from .errors import NSTError
-from .images import normalize
-from .losses import content_loss, total_variation
+from .errors import BadInputError
+from .losses import PerceptualLoss
 from .models import VGGFeatures
 from .optimize import OptimizeResult, optimize_image
 
@@ -35,9 +34,9 @@ def _tile(tiles: torch.Tensor, ncols: int, pad: int, fill: float) -> torch.Tenso
 
 def _check_grid_args(ncols: int, pad: int) -> None:
     if ncols < 1:
-        raise NSTError(f"ncols must be at least 1, got {ncols}.")
+        raise BadInputError(f"ncols must be at least 1, got {ncols}.")
     if pad < 0:
-        raise NSTError(f"pad must be 0 or more pixels, got {pad}.")
+        raise BadInputError(f"pad must be 0 or more pixels, got {pad}.")
 
 
 def feature_grid(
@@ -57,17 +56,17 @@ def feature_grid(
     act = activation.detach().float().cpu()
     if act.dim() == 4:
         if act.shape[0] != 1:
-            raise NSTError(f"feature_grid shows one image; got a batch of {act.shape[0]}.")
+            raise BadInputError(f"feature_grid shows one image; got a batch of {act.shape[0]}.")
         act = act[0]
     if act.dim() != 3:
-        raise NSTError(
+        raise BadInputError(
             f"feature_grid expects (1, C, h, w) or (C, h, w), got {tuple(activation.shape)}."
         )
     n = act.shape[0]
     chosen = list(range(n)) if channels is None else [int(c) for c in channels]
     bad = [c for c in chosen if not 0 <= c < n]
     if bad or not chosen:
-        raise NSTError(f"channels {bad or '(none given)'} are not in 0..{n - 1}.")
+        raise BadInputError(f"channels {bad or '(none given)'} are not in 0..{n - 1}.")
     tiles = act[chosen]
     low = tiles.amin(dim=(1, 2), keepdim=True)
     high = tiles.amax(dim=(1, 2), keepdim=True)
@@ -87,12 +86,12 @@ def filter_grid(
     _check_grid_args(ncols, pad)
     w = conv_weight.detach().float().cpu()
     if w.dim() != 4 or w.shape[1] != 3:
-        raise NSTError(
+        raise BadInputError(
             f"filter_grid shows filters that read RGB, shape (C_out, 3, k, k); got "
             f"{tuple(conv_weight.shape)}. Only the first conv layer (conv1_1) has 3 inputs."
         )
     if scale < 1:
-        raise NSTError(f"scale must be at least 1, got {scale}.")
+        raise BadInputError(f"scale must be at least 1, got {scale}.")
     peak = w.abs().amax(dim=(1, 2, 3), keepdim=True).clamp(min=1e-8)
     tiles = 0.5 + 0.5 * w / peak
     if scale > 1:
@@ -117,18 +116,7 @@ def layer_output(net: VGGFeatures, image: torch.Tensor, layer: str) -> torch.Ten
 
     ``image``: (N, 3, H, W) in [0, 1]. Useful for the conv output under a ReLU.
     """
-    names = [name for name, _ in net.net.named_children()]
-    if layer not in names:
-        raise NSTError(
-            f"layer {layer!r} is not in this network (it stops at {names[-1]}); build "
-            f"VGGFeatures with a layer at least as deep."
-        )
-    x = normalize(image)
-    for name, module in net.net.named_children():
-        x = module(x)
-        if name == layer:
-            return x
-    raise AssertionError("unreachable")
+    return net(image, layers=[layer])[layer]
 
 
 def maximize_activation(
@@ -164,12 +152,14 @@ def maximize_activation(
     chosen = [int(channel)] if isinstance(channel, int) else [int(c) for c in channel]
     bad = [c for c in chosen if not 0 <= c < probe.shape[1]]
     if bad or not chosen:
-        raise NSTError(
+        raise BadInputError(
             f"channel {', '.join(map(str, bad)) or '(none given)'} is not in "
             f"0..{probe.shape[1] - 1} for {layer}."
         )
     if steps < 1 or size < 8 or octaves < 1:
-        raise NSTError(f"need steps >= 1, size >= 8, octaves >= 1; got {steps}, {size}, {octaves}.")
+        raise BadInputError(
+            f"need steps >= 1, size >= 8, octaves >= 1; got {steps}, {size}, {octaves}."
+        )
     generator = torch.Generator().manual_seed(seed)
     sizes = [max(8, round(size / octave_scale**k)) for k in reversed(range(octaves))]
     k = len(chosen)
@@ -225,19 +215,14 @@ def reconstruct(
     smoothness term (0 = none, as in the paper). ``target_image``: (1, 3, H, W) in [0, 1].
     Returns the reconstruction (1, 3, H, W) and the history ("content", "tv", "total").
     """
-    if layer not in net.layers:
-        raise NSTError(f"layer {layer!r} is not returned by this network ({net.layers}).")
-    with torch.no_grad():
-        target = net(target_image)[layer]
-    scale = target.pow(2).mean().clamp(min=1e-12)
+    loss = PerceptualLoss(net, {layer: 1.0}, tv_weight=tv_weight)
+    loss.set_content(target_image)
     if init is None:
         generator = torch.Generator().manual_seed(seed)
         init = torch.rand(target_image.shape, generator=generator).to(target_image.device)
 
     def loss_fn(image: torch.Tensor) -> dict[str, torch.Tensor]:
-        terms = {"content": content_loss(net(image)[layer], target) / scale}
-        if tv_weight:
-            terms["tv"] = tv_weight * total_variation(image)
-        return terms
+        terms = loss(image)
+        return {"content": terms["content"]} | ({"tv": terms["tv"]} if tv_weight else {})
 
     return optimize_image(init, loss_fn, steps, progress=progress, desc=f"reconstruct {layer}")

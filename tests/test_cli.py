@@ -9,7 +9,9 @@ import pytest
 from PIL import Image
 
 from nst_utils import load_image
-from nst_utils.cli import build_parser, config_from_args, main
+from nst_utils.cli import build_parser, main
+from nst_utils.gatys import StyleTransferConfig
+from nst_utils.options import config_from_args
 
 TINY = ["--size", "32", "--steps", "2", "--arch", "vgg16", "--device", "cpu", "--quiet"]
 
@@ -47,7 +49,7 @@ def test_arguments_become_the_config():
         ["stylize", "-c", "c.jpg", "-s", "s.jpg", "-o", "o.jpg", "--style-weight", "5",
          "--style-layers", "relu1_1:2,relu3_1", "--optimizer", "adam", "--scales", "3"]
     )  # fmt: skip
-    config = config_from_args(args)
+    config = config_from_args(StyleTransferConfig, args)
     assert config.style_weight == 5 and config.optimizer == "adam" and config.scales == 3
     assert config.style_layers == {"relu1_1": 2.0, "relu3_1": 1.0}
     assert config.content_layers == {"relu4_2": 1.0}

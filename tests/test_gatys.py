@@ -1,16 +1,13 @@
 """The Gatys engine on tiny images with seeded random VGG weights (NST_WEIGHTS=random)."""
 
-import warnings
-
 import pytest
 import torch
 import torch.nn.functional as F
 
+import nst_utils as nst
 from nst_utils import NSTError, VGGFeatures, gram_matrix
 from nst_utils.color import match_histogram, preserve_luminance, rgb_to_yiq, yiq_to_rgb
-from nst_utils.gatys import StyleTransferConfig, style_targets, stylize
-
-warnings.filterwarnings("ignore", message=".*RANDOM weights.*")
+from nst_utils.gatys import StyleTransferConfig, make_loss, stylize
 
 STYLE_LAYERS = {"relu1_1": 0.5, "relu2_1": 0.5}
 
@@ -116,17 +113,58 @@ def test_histogram_mode_runs_and_moves_towards_content_colours():
     ).abs().sum()
 
 
-def test_style_targets_are_weighted_grams():
+def test_blended_style_targets_are_weighted_grams():
     net = VGGFeatures(STYLE_LAYERS, arch="vgg16", weights="random")
     a, b = stripes(), smooth(4)
-    mixed = style_targets(net, [a, b], [0.7, 0.3], list(STYLE_LAYERS))
-    ga, gb = (
-        style_targets(net, [a], [1.0], list(STYLE_LAYERS)),
-        style_targets(net, [b], [1.0], list(STYLE_LAYERS)),
-    )
+    loss = nst.PerceptualLoss(net, {}, STYLE_LAYERS)
+    grams = {}
+    for key, styles, blend in [("a", [a], None), ("b", [b], None), ("mix", [a, b], [7, 3])]:
+        loss.set_style(styles, blend)
+        grams[key] = dict(loss.grams)
     for name in STYLE_LAYERS:
-        assert torch.allclose(mixed[name], 0.7 * ga[name] + 0.3 * gb[name], rtol=1e-5, atol=1e-6)
-        assert not mixed[name].requires_grad
+        expected = 0.7 * grams["a"][name] + 0.3 * grams["b"][name]
+        assert torch.allclose(grams["mix"][name], expected, rtol=1e-5, atol=1e-6)
+        assert not grams["mix"][name].requires_grad
+
+
+@pytest.mark.parametrize("relative", [True, False])
+def test_engine_loss_equals_the_loss_taught_in_notebook_03(relative):
+    """Notebook 03 (section 1.3) writes the Gatys loss by hand from the package's pieces;
+    the engine's loss module must give the same numbers on the same images."""
+    config = tiny(relative_losses=relative, tv_weight=0.3, content_layers={"relu2_1": 1.0},
+                  style_layers={"relu1_1": 0.2, "relu2_1": 0.8})  # fmt: skip
+    net = VGGFeatures([*config.content_layers, *config.style_layers], arch="vgg16",
+                      weights="random")  # fmt: skip
+    content, style, image = smooth(0), stripes(), smooth(7)
+
+    # --- the notebook's way
+    with torch.no_grad():
+        content_targets = {n: net(content)[n] for n in config.content_layers}
+        style_grams = {n: gram_matrix(net(style)[n]) for n in config.style_layers}
+
+    def scaled(weights, targets):
+        if not relative:
+            return dict(weights)
+        return {n: w / targets[n].pow(2).mean().item() for n, w in weights.items()}
+
+    content_w = scaled(config.content_layers, content_targets)
+    style_w = scaled(config.style_layers, style_grams)
+    feats = net(image)
+    by_hand = {
+        "content": config.content_weight
+        * sum(w * nst.content_loss(feats[n], content_targets[n]) for n, w in content_w.items()),
+        "style": config.style_weight * nst.style_loss(feats, style_grams, style_w),
+        "tv": config.tv_weight * nst.total_variation(image),
+    }
+    # --- the engine's way
+    loss = make_loss(net, config)
+    loss.set_content(content)
+    loss.set_style(style)
+    engine = loss(image)
+    assert set(engine) == set(by_hand)
+    for key, value in by_hand.items():
+        assert engine[key].item() == pytest.approx(value.item(), rel=1e-5), key
+    assert by_hand["style"].item() > 0 and by_hand["content"].item() > 0
 
 
 def test_blend_one_zero_equals_first_style_alone():
@@ -250,3 +288,24 @@ def test_relative_losses_do_not_depend_on_the_networks_activation_scale(tmp_path
     assert loud_relative == pytest.approx(quiet_relative, rel=1e-3)
     quiet_raw, loud_raw = run(tmp_path / "quiet.pth", False), run(tmp_path / "loud.pth", False)
     assert loud_raw[0] > 1e4 * quiet_raw[0]  # raw style terms grow with the 4th power
+
+
+def test_content_too_small_for_the_deepest_layer():
+    with pytest.raises(NSTError, match=r"content is 32x2 px.*relu2_1 needs at least 2"):
+        stylize(torch.rand(1, 3, 2, 32), stripes(), tiny(scales=2, steps=2), progress=False)
+
+
+def test_colour_helpers_refuse_wrong_shapes():
+    with pytest.raises(NSTError, match=r"image must be an \(N, 3, H, W\) RGB tensor"):
+        rgb_to_yiq(torch.rand(3, 8, 8))
+    with pytest.raises(NSTError, match=r"reference must be an \(N, 3, H, W\)"):
+        match_histogram(smooth(0), torch.rand(1, 1, 8, 8))
+    with pytest.raises(NSTError, match="same shape"):
+        preserve_luminance(smooth(0, size=16), smooth(0, size=32))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_stylize_on_the_gpu():
+    result = stylize(smooth(0), stripes(), tiny(device="cuda", steps=10), progress=False)
+    assert result.image.device.type == "cpu" and result.image.shape == (1, 3, 32, 32)
+    assert result.history["total"][-1] < result.history["total"][0]

@@ -2,7 +2,6 @@ import io
 import os
 import struct
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +18,7 @@ from nst_utils import (
     save_image,
     tensor_to_image,
 )
-from nst_utils.images import MAX_SIDE, denormalize, normalize
+from nst_utils.images import MAX_SIDE
 
 
 def gradient_image(width: int = 40, height: int = 20) -> Image.Image:
@@ -60,11 +59,6 @@ def test_tensor_to_image_clamps_and_checks_shape():
         tensor_to_image(torch.rand(2, 3, 4, 4))
     with pytest.raises(NSTError, match="shape"):
         tensor_to_image(torch.rand(5, 4, 4))
-
-
-def test_normalize_inverts():
-    x = torch.rand(2, 3, 5, 5)
-    assert torch.allclose(denormalize(normalize(x)), x, atol=1e-6)
 
 
 def test_load_from_path_and_file_object(tmp_path):
@@ -124,14 +118,14 @@ def test_missing_file(tmp_path):
 
 
 def test_directory(tmp_path):
-    with pytest.raises(NSTError, match="is a directory"):
+    with pytest.raises(NSTError, match="is a folder"):
         load_image(tmp_path)
 
 
 def test_not_an_image(tmp_path):
     path = tmp_path / "notes.jpg"
     path.write_text("this is text, not a picture")
-    with pytest.raises(NSTError, match=r"notes\.jpg: not an image"):
+    with pytest.raises(NSTError, match=r"notes\.jpg: not an image in a format"):
         load_image(path)
 
 
@@ -163,7 +157,7 @@ def test_decompression_bomb(tmp_path):
 def test_absurd_size(tmp_path):
     path = tmp_path / "strip.png"
     path.write_bytes(png_with_header(MAX_SIDE + 1, 2))
-    with pytest.raises(NSTError, match=r"strip\.png: absurd size 20001x2"):
+    with pytest.raises(NSTError, match=r"strip\.png: unusable size 20001x2"):
         load_image(path)
 
 
@@ -174,16 +168,6 @@ def test_save_is_atomic_and_round_trips(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
-
-
-def test_save_never_overwrites_an_input(tmp_path):
-    path = tmp_path / "input.png"
-    gradient_image().save(path)
-    before = path.read_bytes()
-    load_image(path)
-    with pytest.raises(NSTError, match="loaded as an input"):
-        save_image(Image.new("RGB", (3, 3)), Path(str(path)))
-    assert path.read_bytes() == before
 
 
 def test_save_rejects_unknown_suffix(tmp_path):

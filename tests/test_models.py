@@ -4,7 +4,15 @@ import pytest
 import torch
 from torchvision.models import vgg16, vgg19
 
-from nst_utils import NSTError, VGGFeatures, describe_layers, layer_names, load_vgg_state
+from nst_utils import (
+    BadInputError,
+    NSTError,
+    VGGFeatures,
+    WeightsError,
+    describe_layers,
+    layer_names,
+    load_vgg_state,
+)
 from nst_utils.models import RandomWeightsWarning, _pink_noise, conv_layer_names
 
 PAPER_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
@@ -122,13 +130,16 @@ def test_file_output_matches_torchvision(vgg16_file):
 
 def test_rescaling_gives_every_layer_unit_mean_activation():
     net = VGGFeatures(["relu1_1", "relu3_3", "relu5_3"], arch="vgg16", weights="random")
-    image = _pink_noise(2, 128, torch.Generator().manual_seed(0))  # the calibration images
-    means = [v.mean().item() for v in net(image).values()]
-    assert means == pytest.approx([1.0, 1.0, 1.0], rel=0.05)
+    calibration = _pink_noise(4, 128, torch.Generator().manual_seed(0))
+    means = [v.mean().item() for v in net(calibration).values()]
+    assert means == pytest.approx([1.0, 1.0, 1.0], rel=1e-4)  # exact on what it calibrated on
+    fresh = _pink_noise(4, 128, torch.Generator().manual_seed(11))  # images it never saw
+    means = [v.mean().item() for v in net(fresh).values()]
+    assert means == pytest.approx([1.0, 1.0, 1.0], rel=0.2)
 
 
 def test_file_for_the_wrong_network_names_both(vgg16_file):
-    with pytest.raises(NSTError, match=r"vgg16_features\.pth does not fit VGG19.*look like VGG16"):
+    with pytest.raises(NSTError, match=r"vgg16_features\.pth do not fit VGG19.*look like VGG16"):
         VGGFeatures(["relu1_1"], arch="vgg19", weights=vgg16_file)
 
 
@@ -137,7 +148,7 @@ def test_file_with_wrong_shapes(tmp_path):
     state["features.0.weight"] = torch.zeros(64, 1, 3, 3)
     path = tmp_path / "gray.pth"
     torch.save(state, path)
-    with pytest.raises(NSTError, match=r"gray\.pth does not fit VGG16: features\.0"):
+    with pytest.raises(NSTError, match=r"gray\.pth do not fit VGG16: features\.0"):
         VGGFeatures(["relu1_1"], arch="vgg16", weights=path)
 
 
@@ -174,7 +185,7 @@ def test_imagenet_weights_are_requested_by_default(monkeypatch):
     calls = []
 
     def fake_download(self, *args, **kwargs):
-        calls.append(self)
+        calls.append((self, kwargs))
         return torchvision_state("vgg16", seed=3)
 
     monkeypatch.delenv("NST_WEIGHTS", raising=False)
@@ -184,7 +195,52 @@ def test_imagenet_weights_are_requested_by_default(monkeypatch):
     _cached_state.cache_clear()
     net = VGGFeatures(["relu1_1"], arch="vgg16")
     _cached_state.cache_clear()
-    assert calls == [VGG16_Weights.IMAGENET1K_V1]
+    assert calls == [(VGG16_Weights.IMAGENET1K_V1, {"progress": True, "check_hash": True,
+                                                    "weights_only": True})]  # fmt: skip
     assert torch.equal(
         net.net.conv1_1.weight, torchvision_state("vgg16", seed=3)["features.0.weight"]
     )
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda w: w.fill_(float("nan")), "NaN or infinite"),
+        (lambda w: w.zero_(), "all zeros"),
+    ],
+)
+def test_damaged_weight_files_are_refused(tmp_path, damage, message):
+    state = {k: v for k, v in torchvision_state("vgg16").items() if k.startswith("features.")}
+    damage(state["features.2.weight"])
+    path = tmp_path / "damaged.pth"
+    torch.save(state, path)
+    with pytest.raises(
+        WeightsError, match=rf"damaged\.pth do not fit VGG16: features\.2.*{message}"
+    ):
+        VGGFeatures(["relu1_1"], arch="vgg16", weights=path)
+
+
+def test_cached_weights_are_handed_out_as_copies():
+    first = load_vgg_state("vgg16", "random", seed=5)
+    first["features.0.weight"].zero_()  # a careless caller
+    second = load_vgg_state("vgg16", "random", seed=5)
+    assert second["features.0.weight"].abs().sum() > 0
+
+
+def test_normalisation_lives_in_the_network():
+    net = VGGFeatures(["conv1_1"], arch="vgg16", weights="random")
+    x = torch.rand(1, 3, 8, 8)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    by_hand = torch.nn.functional.conv2d((x - mean) / std, net.net.conv1_1.weight,
+                                         net.net.conv1_1.bias, padding=1)  # fmt: skip
+    assert torch.allclose(net(x)["conv1_1"], by_hand, atol=1e-5)
+
+
+def test_any_layer_up_to_the_deepest_and_no_further():
+    net = VGGFeatures(["relu2_1"], arch="vgg16", weights="random")
+    x = torch.rand(1, 3, 16, 16)
+    out = net(x, layers=["conv1_2", "relu1_1"])
+    assert set(out) == {"conv1_2", "relu1_1"} and out["conv1_2"].shape == (1, 64, 16, 16)
+    with pytest.raises(BadInputError, match="stops at relu2_1"):
+        net(x, layers=["relu3_1"])

@@ -42,3 +42,10 @@ def test_every_data_file_is_credited_and_readable():
         assert min(load_image(image).size) >= 256
     total = sum(p.stat().st_size for p in (ROOT / "data").rglob("*") if p.is_file())
     assert total < 5_000_000, f"data/ is {total / 1e6:.1f} MB; keep it under 5 MB"
+
+
+def test_missing_data_file_says_how_to_get_it():
+    from nst_utils import NSTError
+
+    with pytest.raises(NSTError, match=r"styles/nope\.jpg does not exist.*clone"):
+        data_path("styles", "nope.jpg")

@@ -74,13 +74,14 @@ def test_synthesize_texture_lowers_the_style_loss_tenfold():
     history = result.history["style"]
     assert len(history) == 30
     assert history[-1] < history[0] / 10
-    # the loss is the style loss of the returned image, each layer's term divided by the
-    # mean square of its target Gram (balance=True), layers weighing 1/2 each
+    # the returned image is the best one evaluated, and its loss is the style loss with each
+    # layer's term divided by the mean square of its target Gram (balance=True), layers
+    # weighing 1/2 each
     targets = target_grams(net, style)
     weights = {k: 0.5 / v.pow(2).mean().item() for k, v in targets.items()}
     with torch.no_grad():
         loss = nst.style_loss(net(result.image), targets, weights).item()
-    assert loss == pytest.approx(history[-1], rel=0.5)
+    assert loss == pytest.approx(min(history), rel=1e-4)
 
 
 def test_synthesize_texture_balance_and_layer_weights():

@@ -1,0 +1,144 @@
+"""Settings declared once: config dataclass fields that carry their help text, and the
+command-line options derived from them.
+
+A method's config dataclass declares each setting with :func:`option`::
+
+    size: int = option(512, "longest side of the output, px")
+
+:func:`add_options` turns every such field into ``--size`` (type, default, choices and
+help taken from the field) and :func:`config_from_args` builds the dataclass back from
+the parsed arguments, so the parser, the config and ``--help`` cannot drift apart.
+Field types understood: ``int``, ``float``, ``str``, ``bool`` (``--x`` / ``--no-x``),
+``dict[str, float]`` (layer weights written ``relu1_1:0.5,relu2_1``) and ``X | None``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+
+def option(
+    default: Any = dataclasses.MISSING,
+    help: str = "",
+    *,
+    factory: Callable[[], Any] | None = None,
+    choices: Sequence[Any] | None = None,
+    metavar: str | None = None,
+    default_help: str | None = None,
+    cli: bool = True,
+) -> Any:
+    """A dataclass field with its command-line help.
+
+    ``factory`` makes mutable defaults (dicts); ``choices`` limits the values;
+    ``default_help`` replaces the printed default (e.g. "NST_ARCH, else vgg19");
+    ``cli=False`` keeps the field out of the command line.
+    """
+    metadata = {
+        "help": help,
+        "choices": tuple(choices) if choices is not None else None,
+        "metavar": metavar,
+        "default_help": default_help,
+        "cli": cli,
+    }
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def parse_layers(text: str) -> dict[str, float]:
+    """``'relu1_1,relu2_1:0.5'`` -> ``{'relu1_1': 1.0, 'relu2_1': 0.5}``; '' -> {}."""
+    layers: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, weight = item.partition(":")
+        try:
+            layers[name.strip()] = float(weight) if weight else 1.0
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"bad layer weight in {item!r}: use NAME or NAME:NUMBER"
+            ) from None
+    return layers
+
+
+def format_layers(layers: dict[str, float]) -> str:
+    """Inverse of :func:`parse_layers`: ``relu1_1:1,relu2_1:0.5``."""
+    return ",".join(f"{name}:{weight:g}" for name, weight in layers.items()) or "none"
+
+
+def parse_float(text: str) -> float:
+    """A finite float, or an argparse error naming the text."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def parse_floats(text: str) -> list[float]:
+    """``'0.7,0.3'`` -> ``[0.7, 0.3]`` (finite numbers only)."""
+    return [parse_float(x.strip()) for x in text.split(",") if x.strip()]
+
+
+def parse_path(text: str) -> Path:
+    """A path with ``~`` expanded: the one place the command line expands it."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; give a file or folder name")
+    return Path(text).expanduser()
+
+
+def _base_type(annotation: Any) -> tuple[Any, bool]:
+    """(type without None, whether None is allowed) for ``X`` or ``X | None``."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return rest[0], True
+    return annotation, False
+
+
+def cli_fields(cls: type) -> list[dataclasses.Field]:
+    """The fields of config class ``cls`` that appear on the command line."""
+    return [f for f in dataclasses.fields(cls) if f.metadata.get("cli", False)]
+
+
+def add_options(parser: argparse.ArgumentParser, cls: type, title: str | None = None) -> None:
+    """Add one ``--field-name`` option per command-line field of config class ``cls``."""
+    hints = typing.get_type_hints(cls)
+    group = parser.add_argument_group(title or f"{cls.__name__} settings")
+    defaults = cls()
+    for f in cli_fields(cls):
+        kind, optional = _base_type(hints[f.name])
+        default = getattr(defaults, f.name)
+        meta = f.metadata
+        kwargs: dict[str, Any] = {"dest": f.name, "default": default}
+        shown = meta["default_help"]
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(kind) is dict:
+            kwargs["type"] = parse_layers
+            kwargs["metavar"] = meta["metavar"] or "LAYERS"
+            shown = shown or format_layers(default)
+        else:
+            kwargs["type"] = {float: parse_float, int: int, str: str}[kind]
+            if meta["choices"]:
+                kwargs["choices"] = meta["choices"]
+            if meta["metavar"]:
+                kwargs["metavar"] = meta["metavar"]
+        if shown is None:
+            shown = "none" if default is None and optional else str(default)
+        text = meta["help"]
+        if kind is not bool:  # argparse's BooleanOptionalAction prints its own default
+            text += f" (default: {shown})"
+        group.add_argument("--" + f.name.replace("_", "-"), help=text, **kwargs)
+
+
+def config_from_args(cls: type, args: argparse.Namespace) -> Any:
+    """The config dataclass ``cls`` that parsed command-line arguments describe."""
+    return cls(**{f.name: getattr(args, f.name) for f in cli_fields(cls)})
