@@ -12,14 +12,19 @@ from __future__ import annotations
 import argparse
 import sys
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
 
-from .errors import NSTError
+from . import fast_style
+from .device import pick_device
+from .errors import BadInputError, NSTError
 from .files import check_output
 from .gatys import StyleTransferConfig, stylize
-from .images import SAVE_SUFFIXES, save_image
+from .images import SAVE_SUFFIXES, SUFFIXES, as_tensor, save_image
 from .options import add_options, config_from_args, parse_floats, parse_path
 
 STYLIZE_EPILOG = """\
@@ -113,6 +118,184 @@ def _run_stylize(args: argparse.Namespace) -> None:
     )
 
 
+TRAIN_EPILOG = """\
+examples:
+  # a lite model of Starry Night on your photos (GPU: minutes; CPU: use small crops)
+  nst train --style data/styles/starry_night.jpg --data ~/photos -o starry.pth
+
+  # as in the paper: COCO train2014, 256 px crops, batch 4, two epochs, paper-size network
+  nst train --style wave.jpg --data coco/train2014 -o wave.pth --network paper --steps 40000
+
+  # continue an interrupted run (Ctrl-C writes a checkpoint first)
+  nst train --style wave.jpg --data coco/train2014 -o wave.pth --resume
+
+  # several GPUs on one machine: the same command under torchrun
+  torchrun --standalone --nproc_per_node 4 -m nst_utils train --style wave.jpg \\
+      --data coco/train2014 -o wave.pth --batch-size 16
+
+Checkpoints, sample pictures and log.csv go to --run-dir (default: the output's name
+with .run). COCO: python -c "from nst_utils.datasets import download_coco; download_coco('coco')"
+"""
+
+TRANSFORM_EPILOG = """\
+examples:
+  nst transform --model models/starry_night_lite.pth -i photo.jpg -o photo_starry.jpg
+  nst transform --model starry.pth -i holiday/ -o holiday_starry/ --size 1024
+  nst transform --model starry.onnx -i photo.jpg -o out.jpg      # ONNX Runtime
+"""
+
+
+def _plan_images(source: Path, target: Path) -> list[tuple[Path, Path]]:
+    """(input, output) pairs for one image file, or for every image in a folder (into a
+    folder, keeping sub-folders); every output is checked before any work starts."""
+    if source.is_dir():
+        files = sorted(p for p in source.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
+        if not files:
+            raise BadInputError(f"--input {source}: no image files in this folder.")
+        if target.exists() and not target.is_dir():
+            raise BadInputError(f"--output {target}: the input is a folder, so give a folder.")
+        if target.resolve() == source.resolve() or source.resolve() in target.resolve().parents:
+            raise BadInputError(f"--output {target}: choose a folder outside the input folder.")
+        pairs = [(f, target / f.relative_to(source)) for f in files]
+    elif source.exists():
+        pairs = [(source, target)]
+    else:
+        raise BadInputError(f"--input {source}: no such file or folder.")
+    for src, dst in pairs:
+        check_output(dst, inputs=[src], suffixes=SAVE_SUFFIXES)
+    return pairs
+
+
+def _apply_to_images(
+    apply: Callable[[torch.Tensor], torch.Tensor],
+    pairs: list[tuple[Path, Path]],
+    size: int | None,
+    quiet: bool,
+) -> None:
+    """Read, apply, write each pair with a progress bar; unreadable images in a folder are
+    skipped and listed (a single unreadable input is an error)."""
+    skipped = []
+    for src, dst in tqdm(pairs, desc="images", disable=quiet or len(pairs) == 1):
+        try:
+            image = as_tensor(src, size)
+        except BadInputError as err:
+            if len(pairs) == 1:
+                raise
+            skipped.append(str(err))
+            continue
+        save_image(apply(image), dst)
+    where = pairs[0][1] if len(pairs) == 1 else pairs[0][1].parent
+    done = len(pairs) - len(skipped)
+    print(f"wrote {done} image(s) to {where}" + (f"; skipped {len(skipped)}:" if skipped else ""))
+    for line in skipped:
+        print(f"  {line}")
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a fast style transfer network (Johnson et al. 2016)",
+        description="Train a feed-forward network to paint any photo in the style of one "
+        "image, with perceptual losses (Johnson, Alahi & Fei-Fei, arXiv 1603.08155).",
+        epilog=TRAIN_EPILOG,
+        formatter_class=_HelpFormatter,
+    )
+    files = p.add_argument_group("files")
+    files.add_argument("--style", "-s", required=True, type=parse_path, help="style image")
+    files.add_argument(
+        "--data", "-d", required=True, type=parse_path, help="folder of training photos"
+    )
+    files.add_argument(
+        "--output", "-o", required=True, type=parse_path, help="model file to write (.pth)"
+    )
+    files.add_argument("--run-dir", type=parse_path, default=None,
+                       help="checkpoints, samples, log.csv (default: OUTPUT.run)")  # fmt: skip
+    files.add_argument("--resume", action="store_true", help="continue from --run-dir's checkpoint")
+    files.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_options(p, fast_style.FastStyleConfig, "settings (nst_utils.fast_style.FastStyleConfig)")
+    p.set_defaults(run=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> None:
+    config = config_from_args(fast_style.FastStyleConfig, args)
+    try:
+        _, result = fast_style.train(config, args.style, args.data, args.output,
+                                       run_dir=args.run_dir, resume=args.resume,
+                                       progress=not args.quiet)  # fmt: skip
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if result.history:
+        last = result.history[-1]
+        print(f"wrote {args.output} ({result.steps} steps, {result.seconds:.0f} s; last loss "
+              + ", ".join(f"{k} {v:.4g}" for k, v in last.items()) + ")")  # fmt: skip
+
+
+def _load_any_model(path: Path, kind: str, device: torch.device) -> Callable:
+    """A function (1, 3, H, W) -> (1, 3, H', W') from a course model file or an ONNX export."""
+    if path.suffix.lower() == ".onnx":
+        from .export import OnnxNetwork
+
+        return OnnxNetwork(path)
+    from .checkpoints import load_model
+    from .networks import infer, prepare_for_inference
+
+    net, _ = load_model(path, kind, device)
+    fast = prepare_for_inference(net)
+    return lambda image: infer(fast, image.to(device)).cpu()
+
+
+def _add_transform(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "transform",
+        help="stylise photos with a trained fast style network, in one pass each",
+        description="Apply a network trained by 'nst train' to a photo or a folder of photos.",
+        epilog=TRANSFORM_EPILOG,
+        formatter_class=_HelpFormatter,
+    )
+    p.add_argument(
+        "--model", "-m", required=True, type=parse_path, help="model file (.pth or .onnx)"
+    )
+    p.add_argument("--input", "-i", required=True, type=parse_path, help="photo or folder")
+    p.add_argument("--output", "-o", required=True, type=parse_path, help="output file or folder")
+    p.add_argument("--size", type=int, default=None, help="resize the longest side to this, px")
+    p.add_argument("--device", default=None, help="cpu | cuda | mps (default: automatic)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(run=_run_transform)
+
+
+def _run_transform(args: argparse.Namespace) -> None:
+    if args.size is not None and not 16 <= args.size <= 8192:
+        raise BadInputError(f"--size {args.size}: use 16 .. 8192 pixels.")
+    pairs = _plan_images(args.input, args.output)
+    apply = _load_any_model(args.model, fast_style.KIND, pick_device(args.device))
+    _apply_to_images(apply, pairs, args.size, args.quiet)
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export a trained network to ONNX (for ONNX Runtime, phones, browsers)",
+        description="Write a trained model as an ONNX file with dynamic batch, height and "
+        "width, and check that ONNX Runtime gives PyTorch's output (needs the onnx extra: "
+        'pip install "nst-course[onnx]").',
+        formatter_class=_HelpFormatter,
+    )
+    p.add_argument("--model", "-m", required=True, type=parse_path, help="model file (.pth)")
+    p.add_argument("--output", "-o", required=True, type=parse_path, help="ONNX file to write")
+    p.set_defaults(run=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> None:
+    from .checkpoints import load_model
+    from .export import export_onnx
+
+    output = check_output(args.output, inputs=[args.model], suffixes={".onnx"})
+    net, record = load_model(args.model)
+    export_onnx(net, output)
+    print(f"wrote {output} ({record['kind']} model, checked against PyTorch)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``nst`` argument parser, one sub-parser per command."""
     parser = _Parser(
@@ -122,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
     _add_stylize(sub)
+    _add_train(sub)
+    _add_transform(sub)
+    _add_export(sub)
     return parser
 
 
@@ -141,8 +327,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NSTError as err:
         print(f"nst: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("nst: interrupted; no output written.", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        detail = f" ({err})" if str(err) else "; no output written"
+        print(f"nst: interrupted{detail}.", file=sys.stderr)
         return 130
     except OSError as err:  # full disk, permissions changed mid-run, ...
         where = f"{err.filename}: " if err.filename else ""

@@ -120,8 +120,8 @@ class PerceptualLoss(nn.Module):
     Style targets are fixed: :meth:`set_style` computes the (blended) Gram matrices and
     channel statistics of the style image(s) once. Content targets are either fixed
     (:meth:`set_content`, Gatys) or given with each batch (``forward(x, content=c)``,
-    Johnson: then ``x`` and ``c`` go through the VGG in one pass). Any batch size works;
-    style targets broadcast over the batch.
+    Johnson: ``c`` goes through the VGG only up to the deepest content layer, without
+    gradients). Any batch size works; style targets broadcast over the batch.
 
     ``relative=True`` divides each layer's term by the mean square of its target (per
     image for content, per layer for Gram matrices and statistics), so every term starts
@@ -230,7 +230,6 @@ class PerceptualLoss(nn.Module):
         if self.style_weight and not self.grams or self.stats_weight and not self.stats:
             raise BadInputError("call set_style(...) before using a loss with style terms.")
         layers = list(dict.fromkeys([*self.content_layers, *self.style_layers, *self.stats_layers]))
-        n = image.shape[0]
         targets = self.content_targets
         if self.content_weight and content is not None:
             if content.shape != image.shape:
@@ -238,13 +237,11 @@ class PerceptualLoss(nn.Module):
                     f"content {tuple(content.shape)} and image {tuple(image.shape)} must have "
                     "the same shape."
                 )
-            feats = self.net(torch.cat([image, content.detach()]), layers=layers)
-            targets = {name: feats[name][n:].detach() for name in self.content_layers}
-            feats = {name: f[:n] for name, f in feats.items()}
-        else:
-            if self.content_weight and not targets:
-                raise BadInputError("give content=... or call set_content(...) first.")
-            feats = self.net(image, layers=layers)
+            with torch.no_grad():  # the targets need only the layers up to the content layer
+                targets = self.net(content, layers=list(self.content_layers))
+        elif self.content_weight and not targets:
+            raise BadInputError("give content=... or call set_content(...) first.")
+        feats = self.net(image, layers=layers)
         zero = image.new_zeros((), dtype=torch.float32)
         content_term = style_term = stats_term = zero
         if self.content_weight:

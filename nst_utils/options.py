@@ -129,8 +129,8 @@ def add_options(parser: argparse.ArgumentParser, cls: type, title: str | None = 
             kwargs["type"] = {float: parse_float, int: int, str: str}[kind]
             if meta["choices"]:
                 kwargs["choices"] = meta["choices"]
-            if meta["metavar"]:
-                kwargs["metavar"] = meta["metavar"]
+            else:
+                kwargs["metavar"] = meta["metavar"] or {float: "X", int: "N", str: "TEXT"}[kind]
         if shown is None:
             shown = "none" if default is None and optional else str(default)
         text = meta["help"]

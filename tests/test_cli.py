@@ -118,3 +118,55 @@ def test_console_script(images, tmp_path):
         capture_output=True, text=True, timeout=120, env=os.environ | {"NST_WEIGHTS": "random"},
     )  # fmt: skip
     assert run.returncode == 2 and "missing.jpg" in run.stderr and "Traceback" not in run.stderr
+
+
+TRAIN_TINY = ["--steps", "3", "--batch-size", "2", "--crop-size", "32", "--style-size", "32",
+              "--weights", "random", "--device", "cpu", "--sample-every", "0",
+              "--quiet"]  # fmt: skip
+
+
+@pytest.fixture
+def photo_folder(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        Image.effect_noise((48, 40), 40 + 10 * i).convert("RGB").save(folder / f"p{i}.png")
+    (folder / "notes.txt").write_text("not a photo")
+    return folder
+
+
+def test_train_then_transform_a_file_and_a_folder(photo_folder, images, tmp_path, capsys):
+    _, style = images
+    model = tmp_path / "m.pth"
+    assert main(["train", "-s", str(style), "-d", str(photo_folder), "-o", str(model),
+                 *TRAIN_TINY]) == 0  # fmt: skip
+    assert "wrote" in capsys.readouterr().out and (tmp_path / "m.run" / "checkpoint.pth").is_file()
+    out = tmp_path / "one.jpg"
+    assert main(["transform", "-m", str(model), "-i", str(photo_folder / "p0.png"), "-o",
+                 str(out), "--quiet"]) == 0  # fmt: skip
+    assert load_image(out).size == (48, 40)
+    (photo_folder / "sub").mkdir()
+    Image.new("RGB", (20, 20)).save(photo_folder / "sub" / "nested.jpg")
+    (photo_folder / "broken.png").write_bytes(b"\x89PNG broken")
+    code = main(["transform", "-m", str(model), "-i", str(photo_folder), "-o",
+                 str(tmp_path / "styled"), "--size", "32", "--quiet"])  # fmt: skip
+    text = capsys.readouterr().out
+    assert code == 0 and "wrote 4 image(s) to" in text and "skipped 1" in text
+    assert sorted(str(p.relative_to(tmp_path / "styled"))
+                  for p in (tmp_path / "styled").rglob("*.*")) == [
+        "p0.png", "p1.png", "p2.png", "sub/nested.jpg"
+    ]  # fmt: skip
+    assert load_image(tmp_path / "styled" / "p0.png").size == (32, 27)
+
+
+def test_transform_refuses_other_models_and_writing_into_its_input(images, photo_folder,
+                                                                    tmp_path, capsys):  # fmt: skip
+    content, _ = images
+    code = main(
+        ["transform", "-m", str(content), "-i", str(content), "-o", str(tmp_path / "o.png")]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "not a readable model file" in err and len(err.splitlines()) == 1
+    code = main(["transform", "-m", str(tmp_path / "nope.pth"), "-i", str(photo_folder), "-o",
+                 str(photo_folder / "out")])  # fmt: skip
+    assert code == 2 and "outside the input folder" in capsys.readouterr().err

@@ -65,3 +65,119 @@ def test_relative_weights_divide_by_the_targets_mean_square():
     targets = {"a": torch.full((1, 2, 2), 3.0), "b": torch.full((1, 4, 4), 0.5)}
     got = relative_weights({"a": 2.0, "b": 1.0}, targets)
     assert got == pytest.approx({"a": 2.0 / 9.0, "b": 1.0 / 0.25})
+
+
+# --- PerceptualLoss: the one loss of every method
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    from nst_utils import VGGFeatures
+
+    return VGGFeatures(["relu1_1", "relu2_1"], arch="vgg16", weights="random")
+
+
+def batch(n, seed, size=24):
+    return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+def test_perceptual_loss_is_a_mean_over_images(vgg):
+    """Four images at once give the mean of their separate losses: what lets a batch be
+    split over processes without changing the loss."""
+    from nst_utils import PerceptualLoss
+
+    loss = PerceptualLoss(vgg, {"relu2_1": 1.0}, {"relu1_1": 0.5, "relu2_1": 0.5},
+                          style_weight=3.0, tv_weight=0.2)  # fmt: skip
+    loss.set_style(batch(1, 9, 32))
+    x, c = batch(4, 1), batch(4, 2)
+    together = loss(x, content=c)
+    alone = [loss(x[i : i + 1], content=c[i : i + 1]) for i in range(4)]
+    for key in ("content", "style", "tv"):
+        mean = sum(a[key] for a in alone) / 4
+        assert together[key].item() == pytest.approx(mean.item(), rel=1e-5), key
+        assert together[key].item() > 0
+
+
+def test_fixed_content_equals_content_given_with_the_batch(vgg):
+    from nst_utils import PerceptualLoss
+
+    loss = PerceptualLoss(vgg, {"relu2_1": 1.0}, {"relu1_1": 1.0})
+    loss.set_style(batch(1, 9))
+    c, x = batch(1, 2), batch(1, 3)
+    given = loss(x, content=c)
+    loss.set_content(c)
+    assert loss(x)["content"].item() == pytest.approx(given["content"].item(), rel=1e-6)
+
+
+def test_relative_terms_start_near_one_whatever_the_scale(vgg):
+    """Scaling every activation by 50 (a Caffe-scale VGG) leaves relative losses unchanged;
+    raw losses grow by 50^2 (content) and 50^4 (Gram)."""
+    from nst_utils import PerceptualLoss
+
+    class Loud(torch.nn.Module):
+        layers, available = vgg.layers, vgg.available
+
+        def forward(self, x, layers=None):
+            return {k: 50 * v for k, v in vgg(x, layers).items()}
+
+    x, c, s = batch(2, 1), batch(2, 2), batch(1, 3)
+    values = {}
+    for name, net in (("quiet", vgg), ("loud", Loud())):
+        for relative in (True, False):
+            loss = PerceptualLoss(net, {"relu2_1": 1.0}, {"relu1_1": 1.0}, relative=relative)
+            loss.set_style(s)
+            values[name, relative] = loss(x, content=c)
+    for key in ("content", "style"):
+        assert values["loud", True][key].item() == pytest.approx(values["quiet", True][key].item(),
+                                                                 rel=1e-4)  # fmt: skip
+    assert values["loud", False]["content"] / values["quiet", False]["content"] == pytest.approx(
+        2500, rel=1e-3
+    )
+    assert values["loud", False]["style"] / values["quiet", False]["style"] == pytest.approx(
+        50**4, rel=1e-3
+    )
+
+
+def test_gram_is_float32_under_autocast(vgg):
+    from nst_utils import PerceptualLoss
+
+    features = torch.rand(1, 8, 64, 64) * 40
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        gram = gram_matrix(features.to(torch.bfloat16))
+        loss = PerceptualLoss(vgg, {}, {"relu1_1": 1.0})
+        loss.set_style(batch(1, 9))
+        style = loss(batch(2, 1))["style"]
+    assert gram.dtype == torch.float32 and style.dtype == torch.float32
+    exact = gram_matrix(features.to(torch.bfloat16).float())
+    assert torch.allclose(gram, exact, rtol=1e-5)
+
+
+def test_statistics_term_matches_mean_and_std(vgg):
+    from nst_utils import PerceptualLoss
+    from nst_utils.losses import feature_stats
+
+    s = batch(1, 4)
+    loss = PerceptualLoss(vgg, {}, {}, stats_layers={"relu1_1": 1.0}, stats_weight=2.0,
+                          relative=False)  # fmt: skip
+    loss.set_style(s)
+    assert loss(s)["stats"].item() == pytest.approx(0.0, abs=1e-10)
+    x = batch(1, 5)
+    with torch.no_grad():
+        (mx, sx), (ms, ss) = feature_stats(vgg(x)["relu1_1"]), feature_stats(vgg(s)["relu1_1"])
+    expected = 2.0 * (torch.nn.functional.mse_loss(mx, ms) + torch.nn.functional.mse_loss(sx, ss))
+    assert loss(x)["stats"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_perceptual_loss_errors(vgg):
+    from nst_utils import PerceptualLoss
+
+    with pytest.raises(NSTError, match=r"stops at relu2_1 but the loss needs layers \['relu3_1'\]"):
+        PerceptualLoss(vgg, {"relu3_1": 1.0})
+    loss = PerceptualLoss(vgg, {"relu2_1": 1.0}, {"relu1_1": 1.0})
+    with pytest.raises(NSTError, match="set_style"):
+        loss(batch(1, 1), content=batch(1, 2))
+    loss.set_style(batch(1, 3))
+    with pytest.raises(NSTError, match="set_content"):
+        loss(batch(1, 1))
+    with pytest.raises(NSTError, match="same shape"):
+        loss(batch(2, 1), content=batch(1, 2))

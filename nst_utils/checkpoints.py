@@ -1,0 +1,163 @@
+"""Model and checkpoint files: what a trained network is, written atomically, read safely.
+
+A file is a plain dict that ``torch.load(..., weights_only=True)`` can read (tensors,
+numbers, strings, lists, dicts: no pickled code):
+
+* ``format``: ``"nst-course"``; ``file``: ``"model"`` (what ``--model`` options take) or
+  ``"checkpoint"`` (a training run's state, to resume);
+* ``kind``: the method, e.g. ``"fast_style"``, ``"super_resolution"``, ``"document"``;
+* ``version``: the course version that wrote it; ``network``: the spec that rebuilds the
+  network (:func:`nst_utils.networks.build_network`); ``config``: the settings it was
+  trained with; ``state_dict``: the weights; ``extra``: anything else the method keeps
+  (a thumbnail of the style, training time, data description);
+* checkpoints add ``step``, ``optimizer`` and ``history`` (the loss terms of every step).
+
+Loading refuses, with one line naming the file: a missing, truncated or corrupt file, a
+file that is not the course's (a bare state dict, VGG weights), and a model of another
+kind than the caller needs.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import __version__
+from .errors import BadInputError, CheckpointError
+from .files import atomic_write
+from .networks import build_network
+
+FORMAT = "nst-course"
+KIND_NAMES = {
+    "fast_style": "fast style transfer model (nst train / nst transform)",
+    "super_resolution": "super-resolution model (nst train-sr / nst enhance)",
+    "document": "document enhancement model (nst train-document / nst enhance)",
+}
+
+
+def _save(path: str | os.PathLike, record: dict[str, Any]) -> Path:
+    path = Path(path).expanduser()
+    buffer = io.BytesIO()
+    torch.save(record, buffer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as handle:
+        handle.write(buffer.getvalue())
+    return path
+
+
+def _cpu_state(net: nn.Module) -> dict[str, torch.Tensor]:
+    net = getattr(net, "module", net)  # DistributedDataParallel wraps the network
+    return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+
+
+def save_model(
+    path: str | os.PathLike,
+    net: nn.Module,
+    *,
+    kind: str,
+    config: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write a trained network, with the settings it was trained with, atomically."""
+    record = {
+        "format": FORMAT,
+        "file": "model",
+        "kind": kind,
+        "version": __version__,
+        "network": getattr(net, "module", net).spec,
+        "config": config,
+        "state_dict": _cpu_state(net),
+        "extra": extra or {},
+    }
+    return _save(path, record)
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    kind: str,
+    step: int,
+    config: dict[str, Any],
+    history: list[dict[str, float]],
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write everything needed to resume training at ``step`` (steps done so far)."""
+    record = {
+        "format": FORMAT,
+        "file": "checkpoint",
+        "kind": kind,
+        "version": __version__,
+        "network": getattr(net, "module", net).spec,
+        "config": config,
+        "state_dict": _cpu_state(net),
+        "optimizer": optimizer.state_dict(),
+        "step": step,
+        "history": history,
+        "extra": extra or {},
+    }
+    return _save(path, record)
+
+
+def read_file(path: str | os.PathLike, kind: str | None = None) -> dict[str, Any]:
+    """The record stored in a course model or checkpoint file, checked; ``kind`` if given
+    must match. Raises :class:`CheckpointError` (or :class:`BadInputError` for a missing
+    file) with one line saying what is wrong and what to do."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise BadInputError(f"{path}: no such model file. Check the path.")
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError:
+        raise CheckpointError(f"{path}: permission denied; make the file readable.") from None
+    except Exception as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"{path}: not a readable model file ({first[:200]}); it may be truncated or "
+            "corrupt: copy or train it again."
+        ) from None
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        what = (
+            "a bare state dict or another program's file"
+            if isinstance(record, dict)
+            else (f"a {type(record).__name__}")
+        )
+        raise CheckpointError(
+            f"{path}: not a model file of this course ({what}); give a file written by "
+            "nst train (or its notebook)."
+        )
+    if kind is not None and record.get("kind") != kind:
+        found = KIND_NAMES.get(record.get("kind"), repr(record.get("kind")))
+        raise CheckpointError(
+            f"{path} is a {found}, but a {KIND_NAMES.get(kind, kind)} is needed here."
+        )
+    missing = [k for k in ("network", "state_dict", "config") if k not in record]
+    if missing:
+        raise CheckpointError(f"{path}: the file lacks {missing}; it is damaged.")
+    return record
+
+
+def load_model(
+    path: str | os.PathLike, kind: str | None = None, device: torch.device | str = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the network stored in a model (or checkpoint) file: ``(net, record)``.
+
+    The network is in eval mode on ``device``; ``record`` holds the config and extras.
+    """
+    record = read_file(path, kind)
+    try:
+        net = build_network(record["network"])
+        net.load_state_dict(record["state_dict"])
+    except (BadInputError, RuntimeError, TypeError, KeyError) as err:
+        first = str(err).strip().splitlines()[0]
+        raise CheckpointError(
+            f"{path}: its weights do not fit the network it describes ({first[:200]}); "
+            "the file is damaged or from an incompatible version."
+        ) from None
+    return net.to(device).eval(), record

@@ -1,0 +1,195 @@
+"""Fast style transfer (Johnson, Alahi & Fei-Fei 2016, arXiv 1603.08155): train a network
+once with the perceptual loss of one painting, then stylise any photo in one pass.
+
+The method in four lines: a :class:`~nst_utils.networks.TransformerNet` maps a photo ``x``
+to ``y = f(x)``; the loss is :class:`~nst_utils.losses.PerceptualLoss` with content target
+``x`` itself (at ``relu2_2`` of VGG16) and style targets the painting's Gram matrices
+(``relu1_2``, ``relu2_2``, ``relu3_3``, ``relu4_3``), plus total variation; Adam trains
+``f`` on random crops of many photos (:func:`nst_utils.training.fit`). One config
+dataclass, :class:`FastStyleConfig`, holds every setting; :func:`train` and
+:func:`stylize_tensor` are the method.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision.utils import make_grid
+
+from .checkpoints import load_model, save_model
+from .datasets import PhotoFolder
+from .device import pick_device
+from .errors import BadInputError
+from .files import check_output
+from .images import ImageLike, as_tensor, describe
+from .losses import PerceptualLoss
+from .models import VGGFeatures, _check_arch, layer_names
+from .networks import TransformerNet, infer
+from .options import option
+from .training import TrainingConfig, TrainResult, fit, initialized, processes_from_env
+
+KIND = "fast_style"
+NETWORKS = ("lite", "paper")
+MODEL_SUFFIXES = (".pth", ".pt")
+
+
+def _paper_content_layers() -> dict[str, float]:
+    return {"relu2_2": 1.0}
+
+
+def _paper_style_layers() -> dict[str, float]:
+    return {name: 0.25 for name in ("relu1_2", "relu2_2", "relu3_3", "relu4_3")}
+
+
+@dataclass
+class FastStyleConfig(TrainingConfig):
+    """Every setting of a fast style transfer training run (and the model file's record).
+
+    Paper (Johnson et al. 2016, supplementary): VGG16, content ``relu2_2``, style
+    ``relu1_2``, ``relu2_2``, ``relu3_3``, ``relu4_3``, 256 px crops of COCO, batch 4,
+    40,000 steps (two epochs), Adam lr 1e-3, style weight 5 and content weight 1 with their
+    loss normalisation, TV weight 1e-6 .. 1e-4. Here the losses are relative (each layer's
+    term divided by its target's mean square, see :class:`PerceptualLoss`), so the weights
+    below do not depend on which VGG16 weights are used.
+    """
+
+    network: str = option("lite", "network size: lite (fast on CPUs) or paper", choices=NETWORKS)
+    upsample: str = option(
+        "nearest", "upsampling: nearest (resize + conv) or transposed (the paper's)",
+        choices=("nearest", "transposed"),
+    )  # fmt: skip
+    style_size: int = option(256, "longest side of the style image for its Gram matrices, px")
+    content_layers: dict[str, float] = option(
+        help="content layers, NAME[:WEIGHT],...", factory=_paper_content_layers
+    )
+    style_layers: dict[str, float] = option(
+        help="style layers, NAME[:WEIGHT],...", factory=_paper_style_layers
+    )
+    content_weight: float = option(1.0, "weight of the content loss")
+    style_weight: float = option(3.0, "weight of the style loss (higher = more painterly)")
+    tv_weight: float = option(1.0, "total variation weight (smooths the output)")
+    arch: str = option("vgg16", "loss network (paper: vgg16)", choices=("vgg16", "vgg19"))
+    weights: str | None = option(
+        None, "loss network weights: imagenet | random | FILE.pth", default_help="NST_WEIGHTS"
+    )
+    style: str = option("", "name of the style image (recorded in the model)", cli=False)
+
+    def check(self) -> None:
+        """Raise :class:`BadInputError` naming the first bad setting."""
+        super().check()
+        if self.network not in NETWORKS:
+            raise BadInputError(f"network={self.network!r}: use one of {NETWORKS}.")
+        arch = _check_arch(self.arch)
+        valid = layer_names(arch)
+        for kind in ("content_layers", "style_layers"):
+            unknown = [n for n in getattr(self, kind) if n not in valid]
+            if unknown:
+                raise BadInputError(f"{kind}: unknown {arch.upper()} layer(s) {unknown}.")
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 <= value < float("inf")):
+                raise BadInputError(f"{name} must be finite and >= 0, got {value!r}.")
+        if not 16 <= self.style_size <= 4096:
+            raise BadInputError(f"style_size must be 16 .. 4096 px, got {self.style_size}.")
+
+
+def build_network(config: FastStyleConfig) -> TransformerNet:
+    """The (untrained) transformer network ``config`` describes, with the paper's scaled
+    tanh output (measured here: without it, a lite network's colours drifted out of range
+    and a loss spike at step 280 of 300 wiped out the style it had learnt)."""
+    if config.network == "lite":
+        return TransformerNet.lite(upsample=config.upsample, output="tanh")
+    return TransformerNet(upsample=config.upsample, output="tanh")
+
+
+def make_loss(config: FastStyleConfig, style: torch.Tensor) -> PerceptualLoss:
+    """The perceptual loss of ``config`` with the style targets of ``style`` (1, 3, H, W)."""
+    vgg = VGGFeatures(
+        [*config.content_layers, *config.style_layers], arch=config.arch, weights=config.weights
+    ).to(style.device, memory_format=torch.channels_last)
+    loss = PerceptualLoss(
+        vgg,
+        config.content_layers,
+        config.style_layers,
+        content_weight=config.content_weight,
+        style_weight=config.style_weight,
+        tv_weight=config.tv_weight,
+    )
+    loss.set_style(style)
+    return loss
+
+
+def _thumbnail(image: torch.Tensor, side: int = 128) -> torch.Tensor:
+    """(1, 3, H, W) in [0, 1] -> (3, h, w) uint8 with longest side ``side``: kept in models."""
+    small = as_tensor(image, side)
+    return (small[0] * 255 + 0.5).to(torch.uint8)
+
+
+def train(
+    config: FastStyleConfig,
+    style: ImageLike,
+    data: str | os.PathLike | torch.utils.data.Dataset,
+    output: str | os.PathLike,
+    *,
+    run_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    callback=None,
+) -> tuple[nn.Module, TrainResult]:
+    """Train a style network on ``data`` (a folder of photos, or a dataset of crops) in the
+    style of ``style``; write the model to ``output`` and return ``(network, result)``.
+
+    Checkpoints, samples and the loss log go to ``run_dir`` (default: ``output`` without
+    its suffix plus ``.run``); ``resume=True`` continues from its checkpoint. The output
+    path is checked before any work starts.
+    """
+    style_is_file = isinstance(style, (str, os.PathLike))
+    name = Path(describe(style)).name if style_is_file else "style image"
+    config = dataclasses.replace(config, style=config.style or name)
+    config.check()
+    output = check_output(output, inputs=[style] if style_is_file else [],
+                          suffixes=MODEL_SUFFIXES, what="output")  # fmt: skip
+    run_dir = Path(run_dir) if run_dir is not None else output.with_suffix(".run")
+    if isinstance(data, (str, os.PathLike)):
+        data = PhotoFolder(data, crop_size=config.crop_size, seed=config.seed)
+    device = pick_device(config.device)
+    style_image = as_tensor(style, config.style_size, device=device, name="style")
+    loss = make_loss(config, style_image)
+    net = initialized(lambda: build_network(config), config.seed)
+    fixed = torch.stack([data[k] for k in range(3)]).to(device)  # the same crops every time
+
+    def loss_step(model: nn.Module, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        batch = batch.contiguous(memory_format=torch.channels_last)
+        return loss(model(batch), content=batch)
+
+    def sample(model: nn.Module) -> torch.Tensor:
+        out = model(fixed).clamp(0, 1)
+        return make_grid(torch.cat([fixed, out]), nrow=len(fixed), padding=2).unsqueeze(0)
+
+    result = fit(net, loss_step, data, config, kind=KIND, run_dir=run_dir, resume=resume,
+                 sample=sample, callback=callback, progress=progress)  # fmt: skip
+    extra: dict[str, Any] = {
+        "style_thumbnail": _thumbnail(style_image.cpu()),
+        "train_seconds": result.seconds,
+        "data": f"{len(data)} photos" + (f" in {data.root.name}" if hasattr(data, "root") else ""),
+        "final_loss": result.history[-1] if result.history else {},
+    }
+    if processes_from_env().main:
+        save_model(output, net, kind=KIND, config=dataclasses.asdict(config), extra=extra)
+    return net, result
+
+
+def load(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
+    """A trained style network and its record (config, extras) from a model file."""
+    return load_model(path, KIND, device)
+
+
+def stylize_tensor(net: nn.Module, image: torch.Tensor) -> torch.Tensor:
+    """One pass of a trained network: (N, 3, H, W) in [0, 1] -> the stylised images."""
+    return infer(net, image)

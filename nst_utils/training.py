@@ -1,0 +1,301 @@
+"""One training loop for every trained-network method, on one device or many.
+
+Read :func:`fit` top to bottom: data -> network -> loss terms -> step -> log -> sample ->
+checkpoint. The same loop runs data-parallel when started by ``torchrun`` (PyTorch's
+DistributedDataParallel): each process takes its share of every batch, gradients are
+averaged across processes, and only rank 0 logs, samples and writes files. The rank-
+specific lines are marked ``# rank``.
+
+Resuming is exact: a checkpoint holds the weights, the optimiser's state and the step;
+the batches are a pure function of (seed, step) (:mod:`nst_utils.datasets`), so a resumed
+run computes the same losses as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import math
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from .checkpoints import read_file, save_checkpoint
+from .datasets import StepBatches
+from .device import check_seed, pick_device
+from .errors import BadInputError, CheckpointError, DivergenceError
+from .files import atomic_write
+from .images import save_image
+from .options import option
+
+LossStep = Callable[[nn.Module, Any], dict[str, torch.Tensor]]
+CHECKPOINT = "checkpoint.pth"
+# settings a resumed run may change without changing what it computes
+RESUMABLE = {"steps", "log_every", "sample_every", "checkpoint_every", "workers", "device"}
+
+
+@dataclass
+class TrainingConfig:
+    """Settings every trained network shares; each method's config adds its own fields."""
+
+    steps: int = option(2000, "training steps (one batch each)")
+    batch_size: int = option(4, "images per step, all processes together (paper: 4)")
+    crop_size: int = option(256, "side of the square training crops, px (paper: 256)")
+    lr: float = option(1e-3, "Adam learning rate (paper: 1e-3)")
+    seed: int = option(0, "seed of the network's initialisation and of the crops")
+    log_every: int = option(10, "record the loss every N steps")
+    sample_every: int = option(250, "save sample pictures every N steps (0: never)")
+    checkpoint_every: int = option(100, "write a checkpoint every N steps")
+    workers: int = option(0, "data-loading worker processes (0: load in the main process)")
+    device: str | None = option(None, "cpu | cuda | mps", default_help="automatic")
+
+    def check(self) -> None:
+        """Raise :class:`BadInputError` naming the first bad setting."""
+        for name in ("steps", "batch_size", "crop_size", "log_every", "checkpoint_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise BadInputError(f"{name} must be a whole number >= 1, got {value!r}.")
+        for name in ("sample_every", "workers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise BadInputError(f"{name} must be a whole number >= 0, got {value!r}.")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise BadInputError(f"lr must be a positive number, got {self.lr!r}.")
+        check_seed(self.seed)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`fit` returns: the loss history (one dict of terms per step, the steps of
+    earlier runs included), the steps done and the training time over all runs."""
+
+    history: list[dict[str, float]]
+    steps: int
+    seconds: float
+
+
+@dataclass
+class Processes:
+    """Where this process stands in a (possibly) distributed run."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def processes_from_env() -> Processes:
+    """Join the process group that ``torchrun`` describes in the environment, if any.
+
+    ``torchrun`` sets RANK, WORLD_SIZE and LOCAL_RANK; without them this is one process.
+    The backend is NCCL on CUDA GPUs and Gloo otherwise (CPUs).
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return Processes()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return Processes(dist.get_rank(), dist.get_world_size(), int(os.environ["LOCAL_RANK"]))
+
+
+def initialized(build: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """``build()`` with the global RNG seeded for the initial weights, then restored, so the
+    network starts the same every time and the caller's random numbers are untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+@contextmanager
+def _stop_on_ctrl_c() -> Iterator[dict[str, bool]]:
+    """Turn the first Ctrl-C into a request to stop after the current step (the second one
+    interrupts at once); outside the main thread this does nothing."""
+    flag = {"stop": False}
+
+    def request_stop(signum, frame):
+        flag["stop"] = True
+        signal.signal(signal.SIGINT, previous)
+
+    try:
+        previous = signal.signal(signal.SIGINT, request_stop)
+    except ValueError:  # not the main thread
+        yield flag
+        return
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _to(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_to(b, device) for b in batch)
+    return batch.to(device, non_blocking=True)
+
+
+def _check_resume(record: dict, config: dict[str, Any], path: Path) -> None:
+    changed = {
+        k: (record["config"].get(k), v)
+        for k, v in config.items()
+        if k not in RESUMABLE and record["config"].get(k) != v
+    }
+    if changed:
+        raise CheckpointError(
+            f"{path}: cannot resume with other settings ({', '.join(changed)} differ: "
+            f"{changed}); use the settings of the first run or start a new run folder."
+        )
+
+
+def _write_log(path: Path, history: list[dict[str, float]], log_every: int) -> None:
+    keys = list(history[0]) if history else []
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["step", *keys])
+    for step, terms in enumerate(history, 1):
+        if step % log_every == 0 or step == len(history):
+            writer.writerow([step, *(f"{terms[k]:.6g}" for k in keys)])
+    with atomic_write(path) as handle:
+        handle.write(text.getvalue().encode())
+
+
+def fit(
+    net: nn.Module,
+    loss_step: LossStep,
+    dataset: torch.utils.data.Dataset,
+    config: TrainingConfig,
+    *,
+    kind: str,
+    run_dir: str | os.PathLike,
+    resume: bool = False,
+    extra: dict[str, Any] | None = None,
+    sample: Callable[[nn.Module], torch.Tensor] | None = None,
+    callback: Callable[[int, dict[str, float]], None] | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``net`` with Adam on ``loss_step(net, batch) -> {name: weighted term}``.
+
+    ``dataset[k]`` is sample ``k`` of the run (a pure function of the seed and ``k``, as
+    :class:`nst_utils.datasets.PhotoFolder`). Every ``checkpoint_every`` steps, at the end,
+    and on Ctrl-C (after the current step) ``run_dir/checkpoint.pth`` and ``log.csv`` are
+    written atomically; ``resume=True`` continues from that checkpoint. ``sample(net)``
+    returns a picture (1, 3, H, W) saved as ``run_dir/samples/step_NNNNNN.png`` every
+    ``sample_every`` steps; ``callback(step, terms)`` sees the loss every ``log_every``
+    steps (a notebook's live plot). Returns the history of every step. A NaN or infinite
+    loss stops with :class:`DivergenceError`; Ctrl-C re-raises ``KeyboardInterrupt`` after
+    the checkpoint is written.
+    """
+    config.check()
+    settings = dataclasses.asdict(config)
+    run_dir = Path(run_dir).expanduser()
+    checkpoint = run_dir / CHECKPOINT
+    procs = processes_from_env()
+    if procs.world_size > 1 and config.batch_size % procs.world_size:
+        raise BadInputError(
+            f"batch_size={config.batch_size} does not split over {procs.world_size} processes; "
+            "choose a multiple of the process count."
+        )
+    device = pick_device(config.device)
+    if device.type == "cuda" and procs.world_size > 1:  # rank: one GPU per process
+        device = torch.device("cuda", procs.local_rank)
+        torch.cuda.set_device(device)
+
+    # --- network and optimiser, or both as a checkpoint left them
+    net = net.to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    history: list[dict[str, float]] = []
+    start, seconds_before = 0, 0.0
+    if resume:
+        record = read_file(checkpoint, kind)
+        if record.get("file") != "checkpoint":
+            raise CheckpointError(f"{checkpoint}: a model file, not a checkpoint; cannot resume.")
+        _check_resume(record, settings, checkpoint)
+        net.load_state_dict(record["state_dict"])
+        optimizer.load_state_dict(record["optimizer"])
+        start, history = record["step"], list(record["history"])
+        seconds_before = float(record["extra"].get("train_seconds", 0.0))
+    model = net
+    if procs.world_size > 1:  # rank: gradients are averaged across processes
+        model = DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if procs.main:
+        (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+
+    def save(done: int, seconds: float) -> None:  # rank 0 only
+        info = dict(extra or {}, train_seconds=seconds_before + seconds)
+        save_checkpoint(checkpoint, net, optimizer, kind=kind, step=done, config=settings,
+                        history=history, extra=info)  # fmt: skip
+        _write_log(run_dir / "log.csv", history, config.log_every)
+
+    batches = StepBatches(dataset, config.batch_size, start, procs.rank, procs.world_size,
+                          config.workers, pin_memory=device.type == "cuda")  # fmt: skip
+    bar = tqdm(total=config.steps, initial=start, desc=f"training {kind}",
+               disable=not (progress and procs.main))  # fmt: skip
+    started, done = time.perf_counter(), start
+    net.train()
+    with _stop_on_ctrl_c() as ctrl_c:
+        for step, batch in batches if start < config.steps else ():
+            # --- loss terms, step
+            terms = loss_step(model, _to(batch, device))
+            total = sum(terms.values())
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            values = torch.stack([t.detach().float() for t in terms.values()])
+            if procs.world_size > 1:  # rank: the logged loss is the mean over processes
+                dist.all_reduce(values)
+                values /= procs.world_size
+            logged = dict(zip(terms, values.tolist(), strict=True))
+            logged["total"] = sum(logged.values())
+            if not math.isfinite(logged["total"]):
+                bar.close()
+                raise DivergenceError(
+                    f"the training loss became {logged['total']} at step {step + 1} ({logged});"
+                    " lower --lr or the loss weights, or resume from the last checkpoint."
+                )
+            optimizer.step()
+            history.append(logged)
+            done = step + 1
+            # --- log, sample, checkpoint (rank 0)
+            bar.update(1)
+            if done % config.log_every == 0:
+                bar.set_postfix({k: f"{v:.3g}" for k, v in logged.items()}, refresh=False)
+                if callback is not None and procs.main:
+                    callback(done, logged)
+            sample_now = config.sample_every and (
+                done % config.sample_every == 0 or done == config.steps
+            )
+            if procs.main and sample is not None and sample_now:
+                net.eval()
+                with torch.no_grad():
+                    picture = sample(net)
+                net.train()
+                save_image(picture, run_dir / "samples" / f"step_{done:06d}.png")
+            stop = torch.tensor([float(ctrl_c["stop"])])
+            if procs.world_size > 1:  # rank: all processes stop at the same step
+                dist.all_reduce(stop)
+            if procs.main and (done % config.checkpoint_every == 0 or done == config.steps
+                               or stop.item()):  # fmt: skip
+                save(done, time.perf_counter() - started)
+            if stop.item():
+                bar.close()
+                raise KeyboardInterrupt(f"stopped after step {done}; checkpoint {checkpoint}")
+            if done >= config.steps:
+                break
+    bar.close()
+    net.eval()
+    return TrainResult(history, done, seconds_before + time.perf_counter() - started)

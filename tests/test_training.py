@@ -1,0 +1,213 @@
+"""The shared training loop, model files and fast style transfer, on tiny crops with random
+VGG weights: losses fall, resuming is exact, two processes train like one, files refuse
+what they are not."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from nst_utils import CheckpointError
+from nst_utils.checkpoints import load_model, read_file, save_model
+from nst_utils.datasets import PhotoFolder
+from nst_utils.fast_style import FastStyleConfig, load, stylize_tensor, train
+from nst_utils.networks import TransformerNet
+from nst_utils.training import initialized
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tiny_config(**changes) -> FastStyleConfig:
+    base = dict(steps=6, batch_size=2, crop_size=32, style_size=32, weights="random",
+                log_every=1, sample_every=3, checkpoint_every=3, device="cpu", lr=2e-3)  # fmt: skip
+    return FastStyleConfig(**(base | changes))
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        low = rng.random((6, 8, 3))
+        img = Image.fromarray((low * 255).astype(np.uint8)).resize((80, 60), Image.BICUBIC)
+        img.save(folder / f"photo{i}.png")
+    style = folder.parent / "style.png"
+    stripes = (np.sin(np.arange(48) * 1.1)[None, :, None] * 0.5 + 0.5) * [1.0, 0.4, 0.1]
+    Image.fromarray((np.repeat(stripes, 48, 0) * 255).astype(np.uint8)).save(style)
+    return folder, style
+
+
+def test_training_loss_falls_and_the_model_file_round_trips(photos, tmp_path):
+    folder, style = photos
+    config = tiny_config(steps=40, sample_every=20, checkpoint_every=20)
+    net, result = train(config, style, folder, tmp_path / "m.pth", progress=False)
+    history = result.history
+    assert len(history) == 40 and result.steps == 40
+    first = np.mean([h["total"] for h in history[:5]])
+    last = np.mean([h["total"] for h in history[-5:]])
+    assert last < 0.7 * first, (first, last)
+    run = tmp_path / "m.run"
+    assert sorted(p.name for p in (run / "samples").iterdir()) == [
+        "step_000020.png", "step_000040.png"
+    ]  # fmt: skip
+    log = (run / "log.csv").read_text().splitlines()
+    assert log[0] == "step,content,style,tv,total" and len(log) == 41
+    loaded, record = load(tmp_path / "m.pth")
+    assert record["config"]["style"] == "style.png" and record["config"]["steps"] == 40
+    assert record["extra"]["style_thumbnail"].dtype == torch.uint8
+    x = torch.rand(1, 3, 37, 45)
+    assert torch.allclose(stylize_tensor(loaded, x), stylize_tensor(net, x), atol=1e-6)
+    assert stylize_tensor(loaded, x).shape == (1, 3, 37, 45)
+
+
+def test_resume_continues_bit_for_bit(photos, tmp_path):
+    folder, style = photos
+    _, whole = train(tiny_config(), style, folder, tmp_path / "a.pth", progress=False)
+    train(tiny_config(steps=3), style, folder, tmp_path / "b.pth", progress=False)
+    _, resumed = train(tiny_config(), style, folder, tmp_path / "b.pth",
+                       run_dir=tmp_path / "b.run", resume=True, progress=False)  # fmt: skip
+    assert resumed.history == whole.history  # the very same floats, step by step
+    a, _ = load(tmp_path / "a.pth")
+    b, _ = load(tmp_path / "b.pth")
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
+
+
+def test_resume_with_other_settings_is_refused(photos, tmp_path):
+    folder, style = photos
+    train(tiny_config(steps=3), style, folder, tmp_path / "c.pth", progress=False)
+    with pytest.raises(CheckpointError, match=r"cannot resume with other settings \(style_weight"):
+        train(tiny_config(style_weight=9.0), style, folder, tmp_path / "c.pth",
+              run_dir=tmp_path / "c.run", resume=True, progress=False)  # fmt: skip
+
+
+DDP_WORKER = textwrap.dedent(
+    """
+    import sys, torch, torch.distributed as dist
+    from nst_utils.fast_style import FastStyleConfig, train
+    folder, style, out = sys.argv[1:4]
+    config = FastStyleConfig(steps=3, batch_size=4, crop_size=32, style_size=32,
+                             weights="random", log_every=1, sample_every=0,
+                             checkpoint_every=3, device="cpu")
+    net, result = train(config, style, folder, out, progress=False)
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    torch.save({"state": net.state_dict(), "history": result.history}, f"{out}.rank{rank}")
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    """
+)
+
+
+def test_two_processes_train_like_one(photos, tmp_path):
+    folder, style = photos
+    script = tmp_path / "worker.py"
+    script.write_text(DDP_WORKER)
+    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    two = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(script), str(folder), str(style), str(tmp_path / "ddp.pth")]  # fmt: skip
+    run = subprocess.run(two, capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    one = [sys.executable, str(script), str(folder), str(style), str(tmp_path / "one.pth")]
+    run = subprocess.run(one, capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    rank0, rank1, single = (
+        torch.load(tmp_path / name, weights_only=True)
+        for name in ("ddp.pth.rank0", "ddp.pth.rank1", "one.pth.rank0")
+    )
+    for name, p in rank0["state"].items():
+        assert torch.equal(p, rank1["state"][name]), f"ranks differ at {name}"
+    # the same samples and the same mean: the first loss agrees to float rounding
+    assert rank0["history"][0]["total"] == pytest.approx(single["history"][0]["total"], rel=1e-6)
+    for a, b in zip(rank0["history"], single["history"], strict=True):
+        assert a["total"] == pytest.approx(b["total"], rel=1e-4)
+    # The same function as one process, to within what Adam's first steps allow: an early
+    # Adam update is about lr * sign(gradient), so gradients that differ only by rounding
+    # (summed in another order across processes) but are near zero move by up to lr. Some
+    # weights have exactly zero gradient (the bias of the norm closing each residual block:
+    # the next norm removes it), so raw weights are not compared.
+    nets = []
+    for state in (rank0["state"], single["state"]):
+        net = TransformerNet.lite()
+        net.load_state_dict(state)
+        nets.append(net.eval())
+    x = torch.rand(2, 3, 40, 40, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(nets[0](x), nets[1](x), atol=5e-3)
+    assert (tmp_path / "ddp.pth").is_file()  # written by rank 0 only, as a model file
+    assert read_file(tmp_path / "ddp.pth", "fast_style")["file"] == "model"
+
+
+# --- model files refuse what they are not
+
+
+def test_model_files_refuse_other_kinds_and_damage(tmp_path):
+    net = initialized(TransformerNet.lite, 0)
+    save_model(tmp_path / "sr.pth", net, kind="super_resolution", config={})
+    with pytest.raises(CheckpointError, match=r"sr\.pth is a super-resolution model .*, but a fa"):
+        load_model(tmp_path / "sr.pth", "fast_style")
+    whole = (tmp_path / "sr.pth").read_bytes()
+    (tmp_path / "cut.pth").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(CheckpointError, match=r"cut\.pth: not a readable model file.*truncated"):
+        load_model(tmp_path / "cut.pth", "fast_style")
+    torch.save(net.state_dict(), tmp_path / "bare.pth")
+    with pytest.raises(CheckpointError, match=r"bare\.pth: not a model file of this course"):
+        load_model(tmp_path / "bare.pth")
+    (tmp_path / "text.pth").write_text("hello")
+    with pytest.raises(CheckpointError, match=r"text\.pth: not a readable model file"):
+        load_model(tmp_path / "text.pth")
+
+
+def test_model_files_refuse_pickled_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo owned > " + str(tmp_path / "owned"),))
+
+    torch.save({"format": "nst-course", "payload": Evil()}, tmp_path / "evil.pth")
+    with pytest.raises(CheckpointError, match="not a readable model file"):
+        load_model(tmp_path / "evil.pth")
+    assert not (tmp_path / "owned").exists()
+
+
+def test_weights_that_do_not_fit_their_network(tmp_path):
+    net = initialized(TransformerNet.lite, 0)
+    save_model(tmp_path / "m.pth", net, kind="fast_style", config={})
+    record = torch.load(tmp_path / "m.pth", weights_only=True)
+    record["network"]["kwargs"]["blocks"] = 5
+    torch.save(record, tmp_path / "m.pth")
+    with pytest.raises(CheckpointError, match="do not fit the network"):
+        load_model(tmp_path / "m.pth", "fast_style")
+
+
+def test_initialisation_is_seeded_and_leaves_the_global_rng_alone():
+    torch.manual_seed(5)
+    expected = torch.rand(2)
+    torch.manual_seed(5)
+    a = initialized(TransformerNet.lite, 3)
+    b = initialized(TransformerNet.lite, 3)
+    assert torch.equal(torch.rand(2), expected)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+
+
+def test_bad_training_settings(photos, tmp_path):
+    folder, style = photos
+    from nst_utils import BadInputError
+
+    with pytest.raises(BadInputError, match="batch_size must be"):
+        train(tiny_config(batch_size=0), style, folder, tmp_path / "m.pth", progress=False)
+    with pytest.raises(BadInputError, match="unknown suffix"):
+        train(tiny_config(), style, folder, tmp_path / "m.onnx", progress=False)
+    with pytest.raises(BadInputError, match="style_layers: unknown VGG16 layer"):
+        train(tiny_config(style_layers={"relu5_4": 1.0}), style, folder, tmp_path / "m.pth",
+              progress=False)  # fmt: skip
+    assert not (tmp_path / "m.run").exists()
+
+
+def test_photo_folder_is_used_for_the_data(photos):
+    folder, _ = photos
+    assert len(PhotoFolder(folder, crop_size=32)) == 5
