@@ -1,18 +1,22 @@
 """Look inside the VGG: channel grids, first-layer filters, activation maximisation and
-reconstructions of an image from one layer's activations (notebook 01).
+reconstructions of an image from one layer's activations (notebook 01), and
+:func:`picture_widget`, the notebooks' one way to put a picture under sliders.
 
 Shapes follow the course convention: images are (1, 3, H, W) floats in [0, 1].
 """
 
 from __future__ import annotations
 
+import io
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from .errors import BadInputError
+from .images import tensor_to_image
 from .losses import PerceptualLoss
 from .models import VGGFeatures
 from .optimize import OptimizeResult, optimize_image
@@ -226,3 +230,45 @@ def reconstruct(
         return {"content": terms["content"]} | ({"tv": terms["tv"]} if tv_weight else {})
 
     return optimize_image(init, loss_fn, steps, progress=progress, desc=f"reconstruct {layer}")
+
+
+def to_png(picture: Any) -> bytes:
+    """PNG bytes of a matplotlib figure (closed afterwards), an image tensor (1, 3, H, W) or
+    (3, H, W) in [0, 1], or a PIL image."""
+    if isinstance(picture, torch.Tensor):
+        picture = tensor_to_image(picture)
+    buffer = io.BytesIO()
+    if hasattr(picture, "savefig"):  # a matplotlib figure
+        import matplotlib.pyplot as plt
+
+        picture.savefig(buffer, format="png", bbox_inches="tight")
+        plt.close(picture)
+    elif hasattr(picture, "save"):  # a PIL image
+        picture.save(buffer, format="PNG")
+    else:
+        raise BadInputError(
+            f"to_png draws a matplotlib figure, an image tensor or a PIL image, not a "
+            f"{type(picture).__name__}."
+        )
+    return buffer.getvalue()
+
+
+def picture_widget(draw: Callable[..., Any], **controls: Any) -> Any:
+    """Controls (sliders, drop-downs) above a picture that ``draw(**values)`` makes.
+
+    ``controls`` are what ``ipywidgets.interactive`` takes (``depth=widgets.IntSlider(...)``);
+    ``draw`` returns a matplotlib figure, an image tensor or a PIL image for the current
+    values. The picture goes into an ``ipywidgets.Image``, drawn once now and again whenever
+    a control moves. Nothing is printed or shown inside an Output widget: headless runners
+    (nbconvert, nbclient) answer every output there by sending the widget's state back on
+    the kernel's shell socket, which can swallow the cell's execute_reply and stall the run
+    until the cell timeout (forever without one). Returns the widget box to display.
+    """
+    import ipywidgets as widgets
+
+    view = widgets.Image(format="png")
+
+    def update(**values: Any) -> None:
+        view.value = to_png(draw(**values))
+
+    return widgets.VBox([widgets.interactive(update, **controls), view])

@@ -7,7 +7,9 @@ from nst_utils.visualize import (
     filter_grid,
     layer_output,
     maximize_activation,
+    picture_widget,
     reconstruct,
+    to_png,
 )
 
 
@@ -114,3 +116,38 @@ def test_reconstruction_loss_falls_tenfold(net):
     assert result.image.shape == (1, 3, 40, 40)
     with pytest.raises(NSTError, match="relu3_1"):
         reconstruct(net, "relu3_1", _image(16), steps=1, progress=False)
+
+
+def test_to_png_of_tensor_figure_and_refusal():
+    import io
+
+    import matplotlib
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    matplotlib.use("Agg")
+    png = to_png(_image(24))
+    assert Image.open(io.BytesIO(png)).size == (24, 24)
+    fig, ax = plt.subplots(figsize=(2, 1))
+    ax.plot([0, 1])
+    assert to_png(fig).startswith(b"\x89PNG")
+    assert not plt.fignum_exists(fig.number)  # closed, so no front end shows it again
+    with pytest.raises(NSTError, match="not a str"):
+        to_png("picture.png")
+
+
+def test_picture_widget_draws_now_and_on_every_change():
+    widgets = pytest.importorskip("ipywidgets")
+    calls = []
+
+    def draw(size):
+        calls.append(size)
+        return _image(size)
+
+    box = picture_widget(draw, size=widgets.IntSlider(value=16, min=8, max=32))
+    controls, view = box.children
+    assert calls == [16] and bytes(view.value).startswith(b"\x89PNG")
+    first = bytes(view.value)
+    controls.children[0].value = 24  # what moving the slider does
+    assert calls == [16, 24] and bytes(view.value) != first
+    assert controls.out.outputs == ()  # nothing shown in the Output widget
