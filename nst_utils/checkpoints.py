@@ -105,10 +105,11 @@ def save_checkpoint(
     return _save(path, record)
 
 
-def read_file(path: str | os.PathLike, kind: str | None = None) -> dict[str, Any]:
-    """The record stored in a course model or checkpoint file, checked; ``kind`` if given
-    must match. Raises :class:`CheckpointError` (or :class:`BadInputError` for a missing
-    file) with one line saying what is wrong and what to do."""
+def read_file(path: str | os.PathLike, kind: str | tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The record stored in a course model or checkpoint file, checked; ``kind`` (one kind
+    or a tuple of accepted kinds) if given must match. Raises :class:`CheckpointError` (or
+    :class:`BadInputError` for a missing file) with one line saying what is wrong and what
+    to do."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise BadInputError(f"{path}: no such model file. Check the path.")
@@ -132,11 +133,11 @@ def read_file(path: str | os.PathLike, kind: str | None = None) -> dict[str, Any
             f"{path}: not a model file of this course ({what}); give a file written by "
             "nst train (or its notebook)."
         )
-    if kind is not None and record.get("kind") != kind:
+    kinds = (kind,) if isinstance(kind, str) else kind
+    if kinds is not None and record.get("kind") not in kinds:
         found = KIND_NAMES.get(record.get("kind"), repr(record.get("kind")))
-        raise CheckpointError(
-            f"{path} is a {found}, but a {KIND_NAMES.get(kind, kind)} is needed here."
-        )
+        needed = " or a ".join(KIND_NAMES.get(k, k) for k in kinds)
+        raise CheckpointError(f"{path} is a {found}, but a {needed} is needed here.")
     missing = [k for k in ("network", "state_dict", "config") if k not in record]
     if missing:
         raise CheckpointError(f"{path}: the file lacks {missing}; it is damaged.")
@@ -144,7 +145,9 @@ def read_file(path: str | os.PathLike, kind: str | None = None) -> dict[str, Any
 
 
 def load_model(
-    path: str | os.PathLike, kind: str | None = None, device: torch.device | str = "cpu"
+    path: str | os.PathLike,
+    kind: str | tuple[str, ...] | None = None,
+    device: torch.device | str = "cpu",
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the network stored in a model (or checkpoint) file: ``(net, record)``.
 

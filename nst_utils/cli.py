@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from . import fast_style
+from . import documents, fast_style, superres
 from .device import pick_device
 from .errors import BadInputError, NSTError
 from .files import check_output
@@ -145,6 +145,33 @@ examples:
 """
 
 
+TRAIN_SR_EPILOG = """\
+examples:
+  # x4 with the paper's feature loss, on any folder of photos (HR crops of 128 px)
+  nst train-sr --data ~/photos -o sr_x4.pth --steps 2000
+
+  # the per-pixel baseline, and x8
+  nst train-sr --data ~/photos -o sr_x4_pixel.pth --loss pixel
+  nst train-sr --data coco/val2017 -o sr_x8.pth --scale 8 --crop-size 288
+
+Apply a model with: nst enhance --model sr_x4.pth -i small.jpg -o large.png
+"""
+
+TRAIN_DOCUMENT_EPILOG = """\
+examples:
+  # pages are rendered and degraded on the fly (seeded): no data to download
+  nst train-document -o document.pth --steps 2000
+
+Apply a model with: nst enhance --model document.pth -i scan.png -o clean.png
+"""
+
+ENHANCE_EPILOG = """\
+examples:
+  nst enhance --model models/sr_x4_feature.pth -i small.jpg -o large.png
+  nst enhance --model models/document_lite.pth -i scans/ -o cleaned/
+"""
+
+
 def _plan_images(source: Path, target: Path) -> list[tuple[Path, Path]]:
     """(input, output) pairs for one image file, or for every image in a folder (into a
     folder, keeping sub-folders); every output is checked before any work starts."""
@@ -191,20 +218,16 @@ def _apply_to_images(
         print(f"  {line}")
 
 
-def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "train",
-        help="train a fast style transfer network (Johnson et al. 2016)",
-        description="Train a feed-forward network to paint any photo in the style of one "
-        "image, with perceptual losses (Johnson, Alahi & Fei-Fei, arXiv 1603.08155).",
-        epilog=TRAIN_EPILOG,
-        formatter_class=_HelpFormatter,
-    )
+def _training_parser(
+    sub: argparse._SubParsersAction, name: str, config: type, epilog: str, data: bool, **kw
+) -> argparse._ArgumentGroup:
+    """A training command's parser: its files, then the fields of its config dataclass."""
+    p = sub.add_parser(name, epilog=epilog, formatter_class=_HelpFormatter, **kw)
     files = p.add_argument_group("files")
-    files.add_argument("--style", "-s", required=True, type=parse_path, help="style image")
-    files.add_argument(
-        "--data", "-d", required=True, type=parse_path, help="folder of training photos"
-    )
+    if data:
+        files.add_argument(
+            "--data", "-d", required=True, type=parse_path, help="folder of training photos"
+        )
     files.add_argument(
         "--output", "-o", required=True, type=parse_path, help="model file to write (.pth)"
     )
@@ -212,16 +235,16 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                        help="checkpoints, samples, log.csv (default: OUTPUT.run)")  # fmt: skip
     files.add_argument("--resume", action="store_true", help="continue from --run-dir's checkpoint")
     files.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    add_options(p, fast_style.FastStyleConfig, "settings (nst_utils.fast_style.FastStyleConfig)")
-    p.set_defaults(run=_run_train)
+    add_options(p, config, f"settings ({config.__module__}.{config.__name__})")
+    return files
 
 
-def _run_train(args: argparse.Namespace) -> None:
-    config = config_from_args(fast_style.FastStyleConfig, args)
+def _train(args: argparse.Namespace, config: type, train: Callable, *inputs) -> None:
+    """Run one training function with the command's settings and report the model file."""
+    settings = config_from_args(config, args)
     try:
-        _, result = fast_style.train(config, args.style, args.data, args.output,
-                                       run_dir=args.run_dir, resume=args.resume,
-                                       progress=not args.quiet)  # fmt: skip
+        _, result = train(settings, *inputs, args.output, run_dir=args.run_dir,
+                          resume=args.resume, progress=not args.quiet)  # fmt: skip
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
@@ -231,7 +254,42 @@ def _run_train(args: argparse.Namespace) -> None:
               + ", ".join(f"{k} {v:.4g}" for k, v in last.items()) + ")")  # fmt: skip
 
 
-def _load_any_model(path: Path, kind: str, device: torch.device) -> Callable:
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    files = _training_parser(
+        sub, "train", fast_style.FastStyleConfig, TRAIN_EPILOG, data=True,
+        help="train a fast style transfer network (Johnson et al. 2016)",
+        description="Train a feed-forward network to paint any photo in the style of one "
+        "image, with perceptual losses (Johnson, Alahi & Fei-Fei, arXiv 1603.08155).",
+    )  # fmt: skip
+    files.add_argument("--style", "-s", required=True, type=parse_path, help="style image")
+    files.set_defaults(
+        run=lambda a: _train(a, fast_style.FastStyleConfig, fast_style.train, a.style, a.data)
+    )
+
+
+def _add_train_sr(sub: argparse._SubParsersAction) -> None:
+    files = _training_parser(
+        sub, "train-sr", superres.SuperResolutionConfig, TRAIN_SR_EPILOG, data=True,
+        help="train a super-resolution network with a perceptual loss (Johnson et al. 2016)",
+        description="Train a network that enlarges photos x4 (or x2, x8), with the feature "
+        "loss at relu2_2 of VGG16 (--loss feature) or a per-pixel loss (--loss pixel).",
+    )  # fmt: skip
+    files.set_defaults(
+        run=lambda a: _train(a, superres.SuperResolutionConfig, superres.train, a.data)
+    )
+
+
+def _add_train_document(sub: argparse._SubParsersAction) -> None:
+    files = _training_parser(
+        sub, "train-document", documents.DocumentConfig, TRAIN_DOCUMENT_EPILOG, data=False,
+        help="train a document enhancement network on synthetic degraded pages",
+        description="Train a network that cleans scanned or photographed text pages, with "
+        "a pixel loss and a perceptual loss, on pages rendered and degraded on the fly.",
+    )  # fmt: skip
+    files.set_defaults(run=lambda a: _train(a, documents.DocumentConfig, documents.train))
+
+
+def _load_any_model(path: Path, kind: str | tuple[str, ...], device: torch.device) -> Callable:
     """A function (1, 3, H, W) -> (1, 3, H', W') from a course model file or an ONNX export."""
     if path.suffix.lower() == ".onnx":
         from .export import OnnxNetwork
@@ -253,23 +311,45 @@ def _add_transform(sub: argparse._SubParsersAction) -> None:
         epilog=TRANSFORM_EPILOG,
         formatter_class=_HelpFormatter,
     )
+    _image_options(p, lambda args: _run_model(args, fast_style.KIND))
+
+
+def _image_options(p: argparse.ArgumentParser, run: Callable) -> None:
+    """The options of the commands that apply a trained model to images."""
     p.add_argument(
         "--model", "-m", required=True, type=parse_path, help="model file (.pth or .onnx)"
     )
-    p.add_argument("--input", "-i", required=True, type=parse_path, help="photo or folder")
+    p.add_argument("--input", "-i", required=True, type=parse_path, help="image or folder")
     p.add_argument("--output", "-o", required=True, type=parse_path, help="output file or folder")
-    p.add_argument("--size", type=int, default=None, help="resize the longest side to this, px")
+    p.add_argument("--size", type=int, default=None,
+                   help="first resize the input's longest side to this, px")  # fmt: skip
     p.add_argument("--device", default=None, help="cpu | cuda | mps (default: automatic)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    p.set_defaults(run=_run_transform)
+    p.set_defaults(run=run)
 
 
-def _run_transform(args: argparse.Namespace) -> None:
+def _run_model(args: argparse.Namespace, kind: str | tuple[str, ...]) -> None:
     if args.size is not None and not 16 <= args.size <= 8192:
         raise BadInputError(f"--size {args.size}: use 16 .. 8192 pixels.")
     pairs = _plan_images(args.input, args.output)
-    apply = _load_any_model(args.model, fast_style.KIND, pick_device(args.device))
+    apply = _load_any_model(args.model, kind, pick_device(args.device))
     _apply_to_images(apply, pairs, args.size, args.quiet)
+
+
+def _add_enhance(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "enhance",
+        help="enlarge photos or clean document pages with a trained network, in one pass",
+        description="Apply a super-resolution model ('nst train-sr') or a document "
+        "enhancement model ('nst train-document') to an image or a folder of images.",
+        epilog=ENHANCE_EPILOG,
+        formatter_class=_HelpFormatter,
+    )
+    _image_options(p, _run_enhance)
+
+
+def _run_enhance(args: argparse.Namespace) -> None:
+    _run_model(args, (superres.KIND, documents.KIND))
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
@@ -307,6 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stylize(sub)
     _add_train(sub)
     _add_transform(sub)
+    _add_train_sr(sub)
+    _add_train_document(sub)
+    _add_enhance(sub)
     _add_export(sub)
     return parser
 

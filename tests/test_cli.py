@@ -170,3 +170,48 @@ def test_transform_refuses_other_models_and_writing_into_its_input(images, photo
     code = main(["transform", "-m", str(tmp_path / "nope.pth"), "-i", str(photo_folder), "-o",
                  str(photo_folder / "out")])  # fmt: skip
     assert code == 2 and "outside the input folder" in capsys.readouterr().err
+
+
+NET_TINY = ["--steps", "2", "--batch-size", "2", "--weights", "random", "--device", "cpu",
+        "--sample-every", "0", "--quiet"]  # fmt: skip
+
+
+def test_train_sr_then_enhance_makes_the_image_four_times_larger(photo_folder, tmp_path, capsys):
+    model = tmp_path / "sr.pth"
+    assert main(["train-sr", "-d", str(photo_folder), "-o", str(model), "--crop-size", "32",
+                 "--channels", "8", "--blocks", "1", *NET_TINY]) == 0  # fmt: skip
+    assert "wrote" in capsys.readouterr().out
+    out = tmp_path / "large.png"
+    assert main(["enhance", "-m", str(model), "-i", str(photo_folder / "p1.png"), "-o",
+                 str(out), "--quiet"]) == 0  # fmt: skip
+    assert load_image(out).size == (4 * 48, 4 * 40)
+
+
+def test_train_document_then_enhance_keeps_the_page_size(tmp_path, capsys):
+    model = tmp_path / "doc.pth"
+    assert main(["train-document", "-o", str(model), "--crop-size", "32", *NET_TINY]) == 0
+    page = tmp_path / "page.png"
+    Image.effect_noise((60, 44), 30).convert("RGB").save(page)
+    assert main(["enhance", "-m", str(model), "-i", str(page), "-o", str(tmp_path / "c.png"),
+                 "--quiet"]) == 0  # fmt: skip
+    assert load_image(tmp_path / "c.png").size == (60, 44)
+    capsys.readouterr()
+    # a document model is not a style model, and the message says which command takes it
+    code = main(["transform", "-m", str(model), "-i", str(page), "-o", str(tmp_path / "s.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and "nst train-document / nst enhance" in err and len(err.splitlines()) == 1
+
+
+def test_enhance_refuses_a_style_model_naming_both_accepted_kinds(photo_folder, images, tmp_path,
+                                                                   capsys):  # fmt: skip
+    _, style = images
+    model = tmp_path / "style.pth"
+    assert main(["train", "-s", str(style), "-d", str(photo_folder), "-o", str(model),
+                 *TRAIN_TINY]) == 0  # fmt: skip
+    capsys.readouterr()
+    code = main(["enhance", "-m", str(model), "-i", str(photo_folder / "p0.png"), "-o",
+                 str(tmp_path / "e.png")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "is a fast style transfer model" in err
+    assert "super-resolution model" in err and "document enhancement model" in err

@@ -1,0 +1,392 @@
+"""Single-image super-resolution with a perceptual loss (Johnson, Alahi & Fei-Fei 2016,
+arXiv 1603.08155, section 4.2): a network learns to turn a small, blurry photo into one
+``scale`` times larger.
+
+The method in four lines: high-resolution (HR) crops of photos are degraded the paper's
+way (:func:`degrade`: Gaussian blur, then bicubic downsampling by ``scale``); a
+:class:`~nst_utils.networks.SuperResolutionNet` maps each low-resolution (LR) crop back to
+HR size; the loss compares output and HR crop either in VGG16 feature space (``relu2_2``,
+the paper's *feature reconstruction loss*, via :class:`~nst_utils.losses.PerceptualLoss`)
+or pixel by pixel (mean squared error, the paper's baseline), plus a consistency term
+(the output, degraded again, must give back the LR input); Adam trains the network
+(:func:`nst_utils.training.fit`). :func:`upscale` applies a trained network,
+:func:`bicubic` is the classical baseline, :func:`psnr` and :func:`ssim` score results.
+
+Metrics are computed the way super-resolution papers report them: on the luma channel Y
+of ITU-R BT.601 YCbCr (:func:`rgb_to_y`; the eye is most sensitive to luminance detail,
+and colour is mostly carried over from the LR input anyway), after cutting ``scale``
+pixels off every border (where no method has full context): :mod:`nst_utils.metrics`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.transforms.v2 import functional as TF
+from torchvision.utils import make_grid
+
+from .checkpoints import load_model, save_model
+from .datasets import PhotoFolder
+from .device import pick_device
+from .errors import BadInputError
+from .files import check_output
+from .images import ImageLike, as_tensor
+from .losses import PerceptualLoss, total_variation
+from .metrics import _check_images
+from .models import VGGFeatures, _check_arch, layer_names
+from .networks import NORMS, UPSAMPLE_MODES, SuperResolutionNet, infer
+from .options import option
+from .training import TrainingConfig, TrainResult, fit, initialized, processes_from_env
+
+KIND = "super_resolution"
+SCALES = (2, 4, 8)
+LOSSES = ("feature", "pixel")
+MODEL_SUFFIXES = (".pth", ".pt")
+
+
+def _paper_content_layers() -> dict[str, float]:
+    return {"relu2_2": 1.0}
+
+
+@dataclass
+class SuperResolutionConfig(TrainingConfig):
+    """Every setting of a super-resolution training run (and the model file's record).
+
+    Paper (Johnson et al. 2016, section 4.2): x4 and x8 models; feature reconstruction loss
+    at ``relu2_2`` of VGG16; 288 x 288 px HR patches from 10k COCO photos; LR inputs made by
+    a Gaussian blur of sigma 1.0 and bicubic downsampling; batch 4, 200,000 steps, Adam lr
+    1e-3 (here 1e-4: without batch normalisation, Adam's first steps at 1e-3 are so large
+    that most ReLUs die and the network stays at the bicubic result). The network
+    (:class:`SuperResolutionNet`) defaults to the paper's width (64) and residual blocks
+    (4), without batch normalisation and with a bicubic skip connection (see its
+    docstring). The feature loss is relative (divided by its target's mean
+    square, see :class:`PerceptualLoss`), so its weight does not depend on which VGG16
+    weights are used. Additions to the paper: the consistency term (see :func:`make_loss`;
+    the paper matched colour histograms after the fact instead) and, optionally, training
+    on the most detailed of several random crops (``crop_tries``, :class:`DetailedCrops`).
+    """
+
+    crop_size: int = option(
+        128, "side of the square high-resolution training crops, px (paper: 288)"
+    )
+    lr: float = option(
+        1e-4,
+        "Adam learning rate (paper: 1e-3, with batch normalisation; without it, 1e-3 kills "
+        "most ReLUs in the first steps)",
+    )
+    scale: int = option(4, "upscaling factor (paper: 4 and 8)", choices=SCALES)
+    loss: str = option(
+        "feature",
+        "feature: VGG feature reconstruction loss (the paper's); pixel: mean squared error "
+        "(the paper's baseline)",
+        choices=LOSSES,
+    )
+    content_layers: dict[str, float] = option(
+        help="feature loss layers, NAME[:WEIGHT],... (paper: relu2_2)",
+        factory=_paper_content_layers,
+    )
+    content_weight: float = option(1.0, "weight of the feature (or pixel) loss")
+    consistency_weight: float = option(
+        100.0,
+        "weight of the consistency term MSE(degrade(output), LR input): keeps brightness and "
+        "colours (paper: none; it matched histograms afterwards)",
+    )
+    tv_weight: float = option(0.0, "total variation weight (smooths the output)")
+    arch: str = option("vgg16", "loss network (paper: vgg16)", choices=("vgg16", "vgg19"))
+    weights: str | None = option(
+        None, "loss network weights: imagenet | random | FILE.pth", default_help="NST_WEIGHTS"
+    )
+    blur_sigma: float = option(1.0, "Gaussian blur before downsampling, px (paper: 1.0)")
+    channels: int = option(64, "network width (paper: 64)")
+    blocks: int = option(4, "residual blocks (paper: 4)")
+    norm: str = option("none", "normalisation layers (paper: batch)", choices=NORMS)
+    upsample: str = option(
+        "nearest", "upsampling: nearest (resize + conv) or transposed (the paper's)",
+        choices=UPSAMPLE_MODES,
+    )  # fmt: skip
+    residual: bool = option(True, "add the bicubic upsampling to the output (paper: no)")
+    crop_tries: int = option(
+        1, "draw N crops per sample and train on the most detailed (paper: 1, uniform)"
+    )
+
+    def check(self) -> None:
+        """Raise :class:`BadInputError` naming the first bad setting."""
+        super().check()
+        if self.scale not in SCALES or isinstance(self.scale, bool):
+            raise BadInputError(f"scale={self.scale!r}: use one of {SCALES}.")
+        if self.loss not in LOSSES:
+            raise BadInputError(f"loss={self.loss!r}: use one of {LOSSES}.")
+        if self.crop_size % self.scale or self.crop_size < 8 * self.scale:
+            raise BadInputError(
+                f"crop_size={self.crop_size}: use a multiple of scale={self.scale} that is at "
+                f"least {8 * self.scale} px (the low-resolution crops are crop_size / scale)."
+            )
+        arch = _check_arch(self.arch)
+        unknown = [n for n in self.content_layers if n not in layer_names(arch)]
+        if unknown:
+            raise BadInputError(f"content_layers: unknown {arch.upper()} layer(s) {unknown}.")
+        if self.loss == "feature" and not any(w > 0 for w in self.content_layers.values()):
+            raise BadInputError("loss='feature' needs at least one content layer with weight > 0.")
+        if (
+            isinstance(self.crop_tries, bool)
+            or not isinstance(self.crop_tries, int)
+            or (self.crop_tries < 1)
+        ):
+            raise BadInputError(f"crop_tries must be a whole number >= 1, got {self.crop_tries!r}.")
+        for name in ("content_weight", "consistency_weight", "tv_weight", "blur_sigma"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 <= value < float("inf")):
+                raise BadInputError(f"{name} must be finite and >= 0, got {value!r}.")
+
+
+def build_network(config: SuperResolutionConfig) -> SuperResolutionNet:
+    """The (untrained) super-resolution network ``config`` describes."""
+    return SuperResolutionNet(scale=config.scale, norm=config.norm, residual=config.residual,
+                              upsample=config.upsample, channels=config.channels,
+                              blocks=config.blocks)  # fmt: skip
+
+
+def _check_scale(scale: int) -> int:
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise BadInputError(f"scale={scale!r}: give a whole number >= 1, e.g. 4.")
+    return scale
+
+
+def crop_to_multiple(image: torch.Tensor, scale: int) -> torch.Tensor:
+    """Cut the bottom rows and right columns that do not fill a whole ``scale`` x ``scale``
+    block: (N, C, H, W) -> (N, C, H - H % scale, W - W % scale). The high-resolution image
+    that :func:`degrade` and the metrics compare with."""
+    scale = _check_scale(scale)
+    height, width = image.shape[-2:]
+    if height < scale or width < scale:
+        raise BadInputError(
+            f"the image is {height}x{width} px, smaller than scale={scale}; use a larger image."
+        )
+    return image[..., : height - height % scale, : width - width % scale]
+
+
+def blur_kernel_size(sigma: float) -> int:
+    """The Gaussian kernel's side: 2 * ceil(3 sigma) + 1 px (7 for sigma 1), so the kernel
+    covers +- 3 standard deviations (99.7 % of its weight)."""
+    return 2 * math.ceil(3 * sigma) + 1
+
+
+def degrade(hr: torch.Tensor, scale: int = 4, sigma: float = 1.0) -> torch.Tensor:
+    """The paper's low-resolution input: (N, 3, H, W) in [0, 1] -> (N, 3, H // scale,
+    W // scale) in [0, 1].
+
+    Exactly: (1) :func:`crop_to_multiple` (odd sizes lose their last ``H % scale`` rows and
+    ``W % scale`` columns, so that LR size x scale == the cropped HR size); (2) a Gaussian
+    blur of standard deviation ``sigma`` px (torchvision's ``gaussian_blur``, kernel
+    :func:`blur_kernel_size`, mirrored borders; ``sigma=0`` skips it); (3) bicubic
+    downsampling with antialiasing (``torch.nn.functional.interpolate(mode="bicubic",
+    antialias=True)``, the same filter as Pillow's and close to MATLAB's ``imresize``, which
+    benchmark data sets are made with); (4) clamping to [0, 1] (bicubic overshoots a little
+    at edges). Deterministic: no noise, no randomness.
+    """
+    _check_images(hr, "hr")
+    if not (isinstance(sigma, (int, float)) and 0 <= sigma < float("inf")):
+        raise BadInputError(f"sigma={sigma!r}: give a blur width in px >= 0, e.g. 1.0.")
+    hr = crop_to_multiple(hr, scale)
+    if sigma > 0:
+        size = blur_kernel_size(sigma)
+        if min(hr.shape[-2:]) <= size // 2:
+            raise BadInputError(
+                f"the image is {tuple(hr.shape[-2:])} px; the blur (sigma={sigma}) needs "
+                f"at least {size // 2 + 1} px per side."
+            )
+        hr = TF.gaussian_blur(hr, [size, size], [float(sigma), float(sigma)])
+    height, width = hr.shape[-2:]
+    lr = F.interpolate(hr, size=(height // scale, width // scale), mode="bicubic",
+                       antialias=True, align_corners=False)  # fmt: skip
+    return lr.clamp(0, 1)
+
+
+def bicubic(image: torch.Tensor, scale: int = 4) -> torch.Tensor:
+    """The classical baseline: bicubic upsampling, (N, 3, h, w) -> (N, 3, scale*h,
+    scale*w), clamped to [0, 1].
+
+    Keys' cubic kernel with a = -0.5, as MATLAB's ``imresize`` and Pillow use (in PyTorch:
+    ``interpolate(mode="bicubic", antialias=True)``; without ``antialias`` it takes a = -0.75,
+    as OpenCV, which does not reproduce linear gradients exactly).
+    """
+    _check_images(image, "image")
+    scale = _check_scale(scale)
+    up = F.interpolate(image, scale_factor=scale, mode="bicubic", antialias=True,
+                       align_corners=False)  # fmt: skip
+    return up.clamp(0, 1)
+
+
+def make_loss(
+    config: SuperResolutionConfig, device: torch.device | str = "cpu"
+) -> Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]:
+    """``loss(output, hr) -> {name: weighted term}`` for ``config.loss``: three terms.
+
+    * ``"feature"`` (loss="feature"): the relative MSE between VGG features of the output
+      and of the HR crop, summed over ``content_layers`` (:class:`PerceptualLoss`); or
+      ``"pixel"`` (loss="pixel"): the mean squared error between output and HR crop;
+      either times ``content_weight``;
+    * ``"consistency"``: ``consistency_weight`` x MSE(degrade(output), degrade(hr)): the
+      output, shrunk again, must give back the LR input. Zero for the true HR image, so it
+      never pulls away from the right answer; it pins down what the feature loss ignores
+      (overall brightness and colour), which otherwise drift during training;
+    * ``"tv"``: ``tv_weight`` x total variation of the output.
+    """
+    if config.loss == "pixel":
+        main_name, main = "pixel", F.mse_loss
+    else:
+        vgg = VGGFeatures(list(config.content_layers), arch=config.arch, weights=config.weights)
+        perceptual = PerceptualLoss(
+            vgg.to(device, memory_format=torch.channels_last), config.content_layers
+        )
+        main_name = "feature"
+
+        def main(output: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+            return perceptual(output, content=hr)["content"]
+
+    scale, sigma = config.scale, config.blur_sigma
+
+    def loss(output: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
+        zero = output.new_zeros(())
+        consistency = tv = zero
+        if config.consistency_weight:
+            shrunk = degrade(output, scale, sigma)
+            consistency = F.mse_loss(shrunk, degrade(hr, scale, sigma))
+        if config.tv_weight:
+            tv = total_variation(output)
+        return {
+            main_name: config.content_weight * main(output, hr),
+            "consistency": config.consistency_weight * consistency,
+            "tv": config.tv_weight * tv,
+        }
+
+    return loss
+
+
+def _float16_copy(net: nn.Module) -> nn.Module:
+    """A float16 copy of ``net`` for the model file: half the size, and a loaded network
+    (float32) differs from the trained one by ~1e-3 at most (float16 has 11 bits of mantissa)."""
+    return copy.deepcopy(getattr(net, "module", net)).cpu().half()
+
+
+class DetailedCrops(torch.utils.data.Dataset):
+    """Item ``k``: the most detailed of the crops ``tries * k`` ... ``tries * k + tries - 1``
+    of ``crops`` (a dataset of HR crops, such as :class:`PhotoFolder`).
+
+    Detail is what bicubic upsampling fails to restore: the mean squared difference
+    between a crop and ``bicubic(degrade(crop))``, i.e. what a super-resolution network can
+    learn from it. Photos are full of flat sky and blurred backgrounds, which teach nothing;
+    ``tries=2`` doubles the useful crops for twice the loading time. Still a pure function
+    of the key, so training stays exactly resumable.
+    """
+
+    def __init__(self, crops: torch.utils.data.Dataset, tries: int, scale: int, sigma: float):
+        self.crops, self.tries, self.scale, self.sigma = crops, tries, scale, sigma
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+    def detail(self, crop: torch.Tensor) -> float:
+        """The bicubic error of one (3, S, S) crop: its mean squared lost detail."""
+        hr = crop_to_multiple(crop.unsqueeze(0), self.scale)
+        return F.mse_loss(bicubic(degrade(hr, self.scale, self.sigma), self.scale), hr).item()
+
+    def __getitem__(self, k: int) -> torch.Tensor:
+        candidates = [self.crops[self.tries * k + j] for j in range(self.tries)]
+        return max(candidates, key=self.detail)
+
+
+def _describe_data(data: torch.utils.data.Dataset) -> str:
+    tries = ""
+    if isinstance(data, DetailedCrops):
+        data, tries = data.crops, f", the most detailed of {data.tries} per sample"
+    if not isinstance(data, PhotoFolder):
+        return type(data).__name__ + tries
+    low, high = data.scale
+    return (f"{len(data)} photos in {data.root.name}, crops of {low:g} to {high:g} of the "
+            f"shorter side{tries}")  # fmt: skip
+
+
+def train(
+    config: SuperResolutionConfig,
+    data: str | os.PathLike | torch.utils.data.Dataset,
+    output: str | os.PathLike,
+    *,
+    run_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    callback=None,
+) -> tuple[nn.Module, TrainResult]:
+    """Train a super-resolution network on ``data``; write it to ``output`` and return
+    ``(network, result)``.
+
+    ``data``: a folder of photos (cut into ``crop_size`` crops by :class:`PhotoFolder`) or
+    a dataset whose item ``k`` is one HR crop (3, S, S) in [0, 1] (with ``crop_tries > 1``
+    wrapped in :class:`DetailedCrops`); each batch is degraded with :func:`degrade` on the
+    fly. Checkpoints (float32, to resume), samples (rows: LR input enlarged without
+    interpolation, bicubic, network, HR) and the loss log go to ``run_dir`` (default:
+    ``output`` without its suffix plus ``.run``). The model file stores the weights in
+    float16 (about 0.8 MB at the default size); :func:`load` turns them back into float32.
+    The output path is checked before any work starts.
+    """
+    config.check()
+    output = check_output(output, suffixes=MODEL_SUFFIXES, what="output")
+    run_dir = output.with_suffix(".run") if run_dir is None else run_dir
+    if isinstance(data, (str, os.PathLike)):
+        data = PhotoFolder(data, crop_size=config.crop_size, seed=config.seed)
+    if config.crop_tries > 1:
+        data = DetailedCrops(data, config.crop_tries, config.scale, config.blur_sigma)
+    device = pick_device(config.device)
+    loss = make_loss(config, device)
+    net = initialized(lambda: build_network(config), config.seed)
+    scale, sigma = config.scale, config.blur_sigma
+
+    def loss_step(model: nn.Module, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        hr = crop_to_multiple(batch, scale)
+        return loss(model(degrade(hr, scale, sigma)), hr)
+
+    fixed = crop_to_multiple(torch.stack([data[k] for k in range(3)]), scale).to(device)
+    fixed_lr = degrade(fixed, scale, sigma)
+
+    def sample(model: nn.Module) -> torch.Tensor:
+        pixels = F.interpolate(fixed_lr, scale_factor=scale, mode="nearest")
+        rows = [pixels, bicubic(fixed_lr, scale), model(fixed_lr).clamp(0, 1), fixed]
+        return make_grid(torch.cat(rows), nrow=len(fixed), padding=2).unsqueeze(0)
+
+    result = fit(net, loss_step, data, config, kind=KIND, run_dir=run_dir, resume=resume,
+                 sample=sample, callback=callback, progress=progress)  # fmt: skip
+    extra: dict[str, Any] = {
+        "train_seconds": result.seconds,
+        "data": _describe_data(data),
+        "final_loss": result.history[-1] if result.history else {},
+        "weights_dtype": "float16",
+    }
+    if processes_from_env().main:
+        save_model(output, _float16_copy(net), kind=KIND, config=dataclasses.asdict(config),
+                   extra=extra)  # fmt: skip
+    return net, result
+
+
+def load(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
+    """A trained super-resolution network (float32, eval mode) and its record (config,
+    extras) from a model file; any other kind of file is refused with a message."""
+    return load_model(path, KIND, device)
+
+
+def upscale(net: nn.Module, image: ImageLike) -> torch.Tensor:
+    """One pass of a trained network: an (N, 3, h, w) tensor in [0, 1] or any image source
+    (path, PIL image, array) -> (N, 3, scale*h, scale*w) in [0, 1]. Any h, w >= 5 px;
+    memory grows with the output's area."""
+    if not isinstance(image, torch.Tensor):
+        image = as_tensor(image)
+    _check_images(image, "image")
+    return infer(net, image)
