@@ -13,6 +13,7 @@ run computes the same losses as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -42,6 +43,7 @@ from .options import option
 
 LossStep = Callable[[nn.Module, Any], dict[str, torch.Tensor]]
 CHECKPOINT = "checkpoint.pth"
+PRECISIONS = ("auto", "float32", "bfloat16")
 # settings a resumed run may change without changing what it computes
 RESUMABLE = {"steps", "log_every", "sample_every", "checkpoint_every", "workers", "device"}
 
@@ -146,6 +148,29 @@ def _to(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, (tuple, list)):
         return type(batch)(_to(b, device) for b in batch)
     return batch.to(device, non_blocking=True)
+
+
+def bfloat16_native(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 convolutions natively (and so faster than
+    float32): CUDA GPUs that report it; CPUs with AMX or AVX512-BF16 instructions (read from
+    Linux's /proc/cpuinfo; elsewhere a CPU counts as without)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu" or not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def loss_autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """The context to compute a perceptual loss in: bfloat16 autocast for ``"bfloat16"``
+    (and for ``"auto"`` where :func:`bfloat16_native`), else nothing. Gram matrices stay
+    float32 either way (:func:`nst_utils.losses.gram_matrix`)."""
+    use = precision == "bfloat16" or (precision == "auto" and bfloat16_native(device))
+    return torch.autocast(device.type, dtype=torch.bfloat16) if use else contextlib.nullcontext()
 
 
 def _check_resume(record: dict, config: dict[str, Any], path: Path) -> None:

@@ -16,16 +16,18 @@ from PIL import Image
 from nst_utils import CheckpointError
 from nst_utils.checkpoints import load_model, read_file, save_model
 from nst_utils.datasets import PhotoFolder
-from nst_utils.fast_style import FastStyleConfig, load, stylize_tensor, train
+from nst_utils.fast_style import FastStyleConfig, load, make_loss, stylize_tensor, train
+from nst_utils.images import as_tensor
 from nst_utils.networks import TransformerNet
-from nst_utils.training import initialized
+from nst_utils.training import initialized, loss_autocast
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def tiny_config(**changes) -> FastStyleConfig:
     base = dict(steps=6, batch_size=2, crop_size=32, style_size=32, weights="random",
-                log_every=1, sample_every=3, checkpoint_every=3, device="cpu", lr=2e-3)  # fmt: skip
+                log_every=1, sample_every=3, checkpoint_every=3, device="cpu", lr=2e-3,
+                loss_precision="float32")  # fmt: skip
     return FastStyleConfig(**(base | changes))
 
 
@@ -94,7 +96,7 @@ DDP_WORKER = textwrap.dedent(
     folder, style, out = sys.argv[1:4]
     config = FastStyleConfig(steps=3, batch_size=4, crop_size=32, style_size=32,
                              weights="random", log_every=1, sample_every=0,
-                             checkpoint_every=3, device="cpu")
+                             checkpoint_every=3, device="cpu", loss_precision="float32")
     net, result = train(config, style, folder, out, progress=False)
     rank = dist.get_rank() if dist.is_initialized() else 0
     torch.save({"state": net.state_dict(), "history": result.history}, f"{out}.rank{rank}")
@@ -202,6 +204,9 @@ def test_bad_training_settings(photos, tmp_path):
         train(tiny_config(batch_size=0), style, folder, tmp_path / "m.pth", progress=False)
     with pytest.raises(BadInputError, match="unknown suffix"):
         train(tiny_config(), style, folder, tmp_path / "m.onnx", progress=False)
+    with pytest.raises(BadInputError, match="loss_precision must be one of"):
+        train(tiny_config(loss_precision="half"), style, folder, tmp_path / "m.pth",
+              progress=False)  # fmt: skip
     with pytest.raises(BadInputError, match="style_layers: unknown VGG16 layer"):
         train(tiny_config(style_layers={"relu5_4": 1.0}), style, folder, tmp_path / "m.pth",
               progress=False)  # fmt: skip
@@ -211,3 +216,25 @@ def test_bad_training_settings(photos, tmp_path):
 def test_photo_folder_is_used_for_the_data(photos):
     folder, _ = photos
     assert len(PhotoFolder(folder, crop_size=32)) == 5
+
+
+def test_bfloat16_loss_network_gives_the_float32_loss_to_within_rounding(photos):
+    folder, style = photos
+    data = PhotoFolder(folder, crop_size=32, seed=0)
+    batch = torch.stack([data[k] for k in range(4)])
+    net = initialized(lambda: TransformerNet.lite(output="tanh"), 0)
+    loss = make_loss(tiny_config(), as_tensor(style, 32))
+    output = net(batch)
+    exact = loss(output, content=batch)
+    with loss_autocast("bfloat16", torch.device("cpu")):
+        fast = loss(output, content=batch)
+    fast["total"] = sum(fast.values())
+    fast["total"].backward()  # gradients reach the network through the autocast region
+    first = next(net.parameters())
+    assert first.grad is not None and first.grad.abs().sum() > 0
+    for name in ("content", "style"):
+        assert fast[name].dtype == torch.float32
+        assert fast[name].item() != exact[name].item(), f"{name}: bfloat16 was not used"
+        assert fast[name].item() == pytest.approx(exact[name].item(), rel=0.03), name
+    with loss_autocast("float32", torch.device("cpu")):
+        assert not torch.is_autocast_enabled("cpu")
