@@ -26,7 +26,6 @@ its seed, has ever seen them.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ from torch import nn
 from torchvision.utils import make_grid
 from tqdm.auto import tqdm
 
-from .checkpoints import load_model, save_model
+from .checkpoints import load_model
 from .device import pick_device
 from .errors import BadInputError
 from .files import check_output
@@ -49,7 +48,7 @@ from .models import VGGFeatures, _check_arch, layer_names
 from .networks import LITE, TransformerNet, infer
 from .options import option
 from .pages import PAGE_SIZE, PageCrops, character_error_rate, degrade, render_page
-from .training import TrainingConfig, TrainResult, fit, initialized, processes_from_env
+from .training import TrainingConfig, TrainResult, fit, initialized, save_trained
 
 KIND = "document"
 # TransformerNet sizes: channels at full, 1/2 and 1/4 resolution, residual blocks
@@ -199,14 +198,9 @@ def train(
 
     result = fit(net, loss_step, data, config, kind=KIND, run_dir=run_dir, resume=resume,
                  sample=sample, callback=callback, progress=progress)  # fmt: skip
-    extra: dict[str, Any] = {
-        "train_seconds": result.seconds,
-        "data": f"{len(data)} crops of synthetic pages (seed {config.seed}, strength "
-        f"{config.strength:g})",
-        "final_loss": result.history[-1] if result.history else {},
-    }
-    if processes_from_env().main:
-        save_model(output, net, kind=KIND, config=dataclasses.asdict(config), extra=extra)
+    data_note = f"{len(data)} crops of synthetic pages (seed {config.seed}, strength "
+    save_trained(output, net, result, kind=KIND, config=config,
+                 data=data_note + f"{config.strength:g})")  # fmt: skip
     return net, result
 
 

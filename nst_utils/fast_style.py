@@ -16,13 +16,12 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 from torchvision.utils import make_grid
 
-from .checkpoints import load_model, save_model
+from .checkpoints import load_model
 from .datasets import PhotoFolder
 from .device import pick_device
 from .errors import BadInputError
@@ -39,7 +38,7 @@ from .training import (
     fit,
     initialized,
     loss_autocast,
-    processes_from_env,
+    save_trained,
 )
 
 KIND = "fast_style"
@@ -195,14 +194,9 @@ def train(
 
     result = fit(net, loss_step, data, config, kind=KIND, run_dir=run_dir, resume=resume,
                  sample=sample, callback=callback, progress=progress)  # fmt: skip
-    extra: dict[str, Any] = {
-        "style_thumbnail": _thumbnail(style_image.cpu()),
-        "train_seconds": result.seconds,
-        "data": f"{len(data)} photos" + (f" in {data.root.name}" if hasattr(data, "root") else ""),
-        "final_loss": result.history[-1] if result.history else {},
-    }
-    if processes_from_env().main:
-        save_model(output, net, kind=KIND, config=dataclasses.asdict(config), extra=extra)
+    where = f" in {data.root.name}" if hasattr(data, "root") else ""
+    save_trained(output, net, result, kind=KIND, config=config, data=f"{len(data)} photos{where}",
+                 style_thumbnail=_thumbnail(style_image.cpu()))  # fmt: skip
     return net, result
 
 

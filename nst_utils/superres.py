@@ -21,12 +21,10 @@ pixels off every border (where no method has full context): :mod:`nst_utils.metr
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +32,7 @@ from torch import nn
 from torchvision.transforms.v2 import functional as TF
 from torchvision.utils import make_grid
 
-from .checkpoints import load_model, save_model
+from .checkpoints import load_model
 from .datasets import PhotoFolder
 from .device import pick_device
 from .errors import BadInputError
@@ -45,7 +43,7 @@ from .metrics import _check_images
 from .models import VGGFeatures, _check_arch, layer_names
 from .networks import NORMS, UPSAMPLE_MODES, SuperResolutionNet, infer
 from .options import option
-from .training import TrainingConfig, TrainResult, fit, initialized, processes_from_env
+from .training import TrainingConfig, TrainResult, fit, initialized, save_trained
 
 KIND = "super_resolution"
 SCALES = (2, 4, 8)
@@ -364,15 +362,8 @@ def train(
 
     result = fit(net, loss_step, data, config, kind=KIND, run_dir=run_dir, resume=resume,
                  sample=sample, callback=callback, progress=progress)  # fmt: skip
-    extra: dict[str, Any] = {
-        "train_seconds": result.seconds,
-        "data": _describe_data(data),
-        "final_loss": result.history[-1] if result.history else {},
-        "weights_dtype": "float16",
-    }
-    if processes_from_env().main:
-        save_model(output, _float16_copy(net), kind=KIND, config=dataclasses.asdict(config),
-                   extra=extra)  # fmt: skip
+    save_trained(output, _float16_copy(net), result, kind=KIND, config=config,
+                 data=_describe_data(data), weights_dtype="float16")  # fmt: skip
     return net, result
 
 

@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from .checkpoints import read_file, save_checkpoint
+from .checkpoints import read_file, save_checkpoint, save_model
 from .datasets import StepBatches
 from .device import check_seed, pick_device
 from .errors import BadInputError, CheckpointError, DivergenceError
@@ -148,6 +148,24 @@ def _to(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, (tuple, list)):
         return type(batch)(_to(b, device) for b in batch)
     return batch.to(device, non_blocking=True)
+
+
+def save_trained(
+    output: str | os.PathLike,
+    net: nn.Module,
+    result: TrainResult,
+    *,
+    kind: str,
+    config: Any,
+    **extra: Any,
+) -> None:
+    """Write a finished run's model file (rank 0 only): the weights, the settings
+    (``config``, a dataclass), the training time, the last logged loss and ``extra``
+    (what it was trained on, ...)."""
+    if processes_from_env().main:
+        extra = {"train_seconds": result.seconds,
+                 "final_loss": result.history[-1] if result.history else {}, **extra}  # fmt: skip
+        save_model(output, net, kind=kind, config=dataclasses.asdict(config), extra=extra)
 
 
 def bfloat16_native(device: torch.device) -> bool:
