@@ -29,7 +29,7 @@ from torch import nn
 
 from . import __version__
 from .errors import BadInputError, CheckpointError
-from .files import atomic_write
+from .files import atomic_write, load_problem
 from .networks import build_network
 
 FORMAT = "nst-course"
@@ -118,10 +118,9 @@ def read_file(path: str | os.PathLike, kind: str | tuple[str, ...] | None = None
     except PermissionError:
         raise CheckpointError(f"{path}: permission denied; make the file readable.") from None
     except Exception as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
-            f"{path}: not a readable model file ({first[:200]}); it may be truncated or "
-            "corrupt: copy or train it again."
+            f"{path}: not a readable model file ({load_problem(path, err)}); it may be "
+            "truncated or corrupt: copy or train it again."
         ) from None
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         what = (

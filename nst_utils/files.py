@@ -6,6 +6,7 @@ any work starts. Images, checkpoints, trained models and exported networks all g
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -104,3 +105,16 @@ def check_output(
             f"{what} {path}: the folder {parent} is not writable; choose another place."
         )
     return path
+
+
+def load_problem(path: Path, error: Exception) -> str:
+    """Why ``torch.load(path, weights_only=True)`` failed, in a few words for a message."""
+    try:
+        if path.stat().st_size == 0:
+            return "the file is empty: 0 bytes"
+    except OSError:
+        pass
+    if isinstance(error, pickle.UnpicklingError):  # any non-PyTorch file, or pickled code
+        return "not a PyTorch weights file, or one that holds code, which is never run"
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__

@@ -26,6 +26,7 @@ from torch import nn
 
 from .config import WEIGHTS_ENV, default_arch, weights_setting
 from .errors import BadInputError, WeightsError
+from .files import load_problem
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -113,7 +114,8 @@ def _read_file(path: Path, arch: str) -> dict[str, torch.Tensor]:
         raise WeightsError(f"VGG weights file {path}: permission denied ({err.strerror}).") from err
     except Exception as err:
         raise WeightsError(
-            f"VGG weights file {path} could not be read as a PyTorch state dict ({err})."
+            f"VGG weights file {path} could not be read as a PyTorch state dict "
+            f"({load_problem(path, err)})."
         ) from err
     if not isinstance(state, dict):
         raise WeightsError(

@@ -387,3 +387,19 @@ def test_stylize_leaves_the_global_generators_alone():
     assert torch.equal(torch.rand(3), expected_torch)
     assert np.array_equal(np.random.rand(3), expected_np)
     assert warnings.filters == filters
+
+
+def test_model_and_weights_files_that_are_no_pytorch_files_say_so(tmp_path):
+    from nst_utils.checkpoints import read_file
+    from nst_utils.errors import CheckpointError, WeightsError
+    from nst_utils.models import VGGFeatures
+
+    photo = tmp_path / "photo.pth"
+    photo.write_bytes(Image.effect_noise((16, 16), 30).tobytes())
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")
+    for path, reason in ((photo, "not a PyTorch weights file"), (empty, "empty: 0 bytes")):
+        with pytest.raises(CheckpointError, match=f"{path.name}: not a readable model .*{reason}"):
+            read_file(path)
+        with pytest.raises(WeightsError, match=f"{path.name} could not be read .*{reason}"):
+            VGGFeatures(["relu1_1"], weights=str(path))
