@@ -238,3 +238,16 @@ def test_bfloat16_loss_network_gives_the_float32_loss_to_within_rounding(photos)
         assert fast[name].item() == pytest.approx(exact[name].item(), rel=0.03), name
     with loss_autocast("float32", torch.device("cpu")):
         assert not torch.is_autocast_enabled("cpu")
+
+
+@pytest.mark.parametrize("name", ["starry_night", "wave"])
+def test_shipped_models_load_and_repaint_a_held_out_photo(name):
+    path = ROOT / "models" / f"{name}_lite.pth"
+    assert path.stat().st_size < 1_000_000, f"{path.name} should stay small (about 0.3 MB)"
+    net, record = load(path)
+    assert record["config"]["network"] == "lite" and record["config"]["steps"] >= 2000
+    assert record["config"]["style"] == f"{name}.jpg" and record["extra"]["train_seconds"] > 0
+    photo = as_tensor(ROOT / "data" / "test_photos" / "bridge.jpg", 96)
+    out = stylize_tensor(net, photo)
+    assert out.shape == photo.shape and out.min() >= 0 and out.max() <= 1
+    assert (out - photo).abs().mean() > 0.05, "the model hardly changes the photo"
