@@ -13,7 +13,6 @@ dynamic: one file serves every image size.
 
 from __future__ import annotations
 
-import copy
 import importlib
 import os
 from pathlib import Path
@@ -24,7 +23,7 @@ from torch import nn
 
 from .errors import BadInputError, CheckpointError, NSTError
 from .files import atomic_write
-from .networks import MIN_SIDE, check_images
+from .networks import MIN_SIDE, check_images, prepare_for_inference
 
 DEFAULT_OPSET = 18  # the dynamo exporter's own default, supported by ONNX Runtime >= 1.14
 TOLERANCE = 1e-3  # largest allowed |ONNX Runtime - PyTorch| difference, in [0, 1] pixel units
@@ -77,8 +76,9 @@ def export_onnx(
     The graph is traced on a (2, 3, *example_size) input with dynamic batch, height and
     width (so the example size hardly matters), then checked: ONNX Runtime must match
     PyTorch within 1e-3 on a random image of another, odd size. Only a checked model is
-    written (atomically). Exports a CPU copy of ``net`` in eval mode; ``net`` itself is left
-    as it was. Returns the path.
+    written (atomically). Exports the CPU copy that
+    :func:`~nst_utils.networks.prepare_for_inference` makes (eval mode, low-resolution
+    upsampling convs); ``net`` itself is left as it was. Returns the path.
     """
     _require("onnx", "onnxscript", "onnxruntime")
     if (
@@ -89,7 +89,7 @@ def export_onnx(
         raise BadInputError(
             f"example_size={example_size!r}: give (height, width) in px, each >= {MIN_SIDE}."
         )
-    model = copy.deepcopy(net).cpu().float().eval()
+    model = prepare_for_inference(net).cpu().float()
     height, width = example_size
     dynamic = torch.export.Dim.DYNAMIC
     with torch.no_grad():

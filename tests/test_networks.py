@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from nst_utils.errors import BadInputError
 from nst_utils.networks import (
     LITE,
+    LowResUpsampleConv,
     SuperResolutionNet,
     TransformerNet,
     build_network,
@@ -182,6 +183,31 @@ def test_fast_inference_matches_plain_eager(net):
     assert out.min() >= 0 and out.max() <= 1
     assert net.training and all(p.requires_grad for p in net.parameters())  # untouched
     out.mul_(2)  # an ordinary tensor, not an inference-mode one
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 3), (9, 14)])
+def test_low_resolution_upsampling_conv_is_the_same_function(size):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(6, 5, 3)
+    plain = torch.nn.Sequential(
+        torch.nn.Upsample(scale_factor=2, mode="nearest"), torch.nn.ReflectionPad2d(1), conv
+    )
+    x = torch.randn(2, 6, *size)
+    with torch.no_grad():
+        assert torch.allclose(LowResUpsampleConv(conv)(x), plain(x), atol=1e-5)
+
+
+def test_prepared_networks_compute_their_upsampling_at_low_resolution():
+    counts = {
+        "paper": TransformerNet(),
+        "sr4": SuperResolutionNet(),
+        "transposed": TransformerNet(upsample="transposed"),
+    }
+    found = {
+        name: sum(isinstance(m, LowResUpsampleConv) for m in prepare_for_inference(net).modules())
+        for name, net in counts.items()
+    }
+    assert found == {"paper": 2, "sr4": 2, "transposed": 0}
 
 
 def test_infer_refuses_non_images():
