@@ -198,9 +198,9 @@ def train(
 
     result = fit(net, loss_step, data, config, kind=KIND, run_dir=run_dir, resume=resume,
                  sample=sample, callback=callback, progress=progress)  # fmt: skip
-    data_note = f"{len(data)} crops of synthetic pages (seed {config.seed}, strength "
     save_trained(output, net, result, kind=KIND, config=config,
-                 data=data_note + f"{config.strength:g})")  # fmt: skip
+                 data=f"{len(data)} crops of synthetic pages (seed {config.seed}, "
+                 f"strength {config.strength:g})")  # fmt: skip
     return net, result
 
 

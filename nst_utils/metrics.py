@@ -16,30 +16,25 @@ from torchmetrics.functional.image import (
 )
 
 from .errors import BadInputError
+from .networks import check_images
 
 CHANNELS = ("y", "rgb")
-
-
-def _check_images(image: torch.Tensor, name: str) -> None:
-    if not isinstance(image, torch.Tensor) or image.dim() != 4 or image.shape[1] != 3:
-        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise BadInputError(f"{name}: give an (N, 3, H, W) tensor in [0, 1]; got {shape}.")
 
 
 def rgb_to_y(image: torch.Tensor) -> torch.Tensor:
     """Luma Y of ITU-R BT.601 YCbCr, as MATLAB's ``rgb2ycbcr`` (the super-resolution
     literature's convention): (N, 3, H, W) RGB in [0, 1] -> (N, 1, H, W) in [16/255,
     235/255]: ``Y = (16 + 65.481 R + 128.553 G + 24.966 B) / 255``."""
-    _check_images(image, "image")
+    check_images(image, "rgb_to_y", min_side=1)
     weights = image.new_tensor([65.481, 128.553, 24.966]).view(1, 3, 1, 1)
     return (16.0 + (image * weights).sum(1, keepdim=True)) / 255.0
 
 
 def _prepare(
-    output: torch.Tensor, target: torch.Tensor, border: int, channel: str
+    output: torch.Tensor, target: torch.Tensor, border: int, channel: str, who: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    _check_images(output, "output")
-    _check_images(target, "target")
+    check_images(output, f"{who}'s output", min_side=1)
+    check_images(target, f"{who}'s target", min_side=1)
     if output.shape != target.shape:
         raise BadInputError(
             f"output {tuple(output.shape)} and target {tuple(target.shape)} must have the "
@@ -73,7 +68,7 @@ def psnr(
     (customarily the scale factor). Identical images give ``inf`` (no cap); an error of
     0.1 everywhere gives 20 dB in RGB.
     """
-    output, target = _prepare(output, target, border, channel)
+    output, target = _prepare(output, target, border, channel, "psnr")
     return peak_signal_noise_ratio(
         output, target, data_range=1.0, reduction="none", dim=(1, 2, 3)
     ).float()
@@ -88,7 +83,7 @@ def ssim(
     Gaussian window 11 px, sigma 1.5, K1 = 0.01, K2 = 0.03, data range 1. ``channel`` and
     ``border`` as in :func:`psnr`; images need at least 11 px per side after the border.
     """
-    output, target = _prepare(output, target, border, channel)
+    output, target = _prepare(output, target, border, channel, "ssim")
     if min(output.shape[-2:]) < 11:
         raise BadInputError(
             f"SSIM needs at least 11x11 px (its window); got {tuple(output.shape[-2:])} "

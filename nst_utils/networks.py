@@ -139,14 +139,15 @@ class UpsampleLayer(nn.Sequential):
         super().__init__(*layers, nn.ReLU(inplace=True))
 
 
-def check_images(images: object, who: str) -> torch.Tensor:
-    """``images`` if it is an (N, 3, H, W) tensor with H, W >= MIN_SIDE; else BadInputError."""
+def check_images(images: object, who: str, min_side: int = MIN_SIDE) -> torch.Tensor:
+    """``images`` if it is an (N, 3, H, W) tensor with H, W >= ``min_side``; else
+    BadInputError naming ``who``."""
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise BadInputError(f"{who} takes (N, 3, H, W) image tensors; got {shape}.")
-    if min(images.shape[-2:]) < MIN_SIDE:
+    if min(images.shape[-2:]) < min_side:
         raise BadInputError(
-            f"{who} needs images of at least {MIN_SIDE}x{MIN_SIDE} px; got "
+            f"{who} needs images of at least {min_side}x{min_side} px; got "
             f"{tuple(images.shape[-2:])}. Resize the image up first."
         )
     return images

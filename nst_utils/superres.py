@@ -39,9 +39,8 @@ from .errors import BadInputError
 from .files import check_output
 from .images import ImageLike, as_tensor
 from .losses import PerceptualLoss, total_variation
-from .metrics import _check_images
 from .models import VGGFeatures, _check_arch, layer_names
-from .networks import NORMS, UPSAMPLE_MODES, SuperResolutionNet, infer
+from .networks import NORMS, UPSAMPLE_MODES, SuperResolutionNet, check_images, infer
 from .options import option
 from .training import TrainingConfig, TrainResult, fit, initialized, save_trained
 
@@ -191,7 +190,7 @@ def degrade(hr: torch.Tensor, scale: int = 4, sigma: float = 1.0) -> torch.Tenso
     benchmark data sets are made with); (4) clamping to [0, 1] (bicubic overshoots a little
     at edges). Deterministic: no noise, no randomness.
     """
-    _check_images(hr, "hr")
+    check_images(hr, "degrade", min_side=1)
     if not (isinstance(sigma, (int, float)) and 0 <= sigma < float("inf")):
         raise BadInputError(f"sigma={sigma!r}: give a blur width in px >= 0, e.g. 1.0.")
     hr = crop_to_multiple(hr, scale)
@@ -217,7 +216,7 @@ def bicubic(image: torch.Tensor, scale: int = 4) -> torch.Tensor:
     ``interpolate(mode="bicubic", antialias=True)``; without ``antialias`` it takes a = -0.75,
     as OpenCV, which does not reproduce linear gradients exactly).
     """
-    _check_images(image, "image")
+    check_images(image, "bicubic", min_side=1)
     scale = _check_scale(scale)
     up = F.interpolate(image, scale_factor=scale, mode="bicubic", antialias=True,
                        align_corners=False)  # fmt: skip
@@ -379,5 +378,4 @@ def upscale(net: nn.Module, image: ImageLike) -> torch.Tensor:
     memory grows with the output's area."""
     if not isinstance(image, torch.Tensor):
         image = as_tensor(image)
-    _check_images(image, "image")
-    return infer(net, image)
+    return infer(net, image)  # infer checks the images

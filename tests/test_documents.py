@@ -25,13 +25,7 @@ from nst_utils.pages import ocr_engine, render_page
 SMALL_PAGE = (160, 160)  # pixels: the smallest page the default font sizes fit
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small tensors: one thread is as fast, and far faster on a busy shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def tiny_config(**changes) -> DocumentConfig:

@@ -10,14 +10,7 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 from nst_utils.export import OnnxNetwork, export_onnx  # noqa: E402
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small images gain nothing from threads; on a busy machine they slow things down."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module", params=[{}, LITE], ids=["paper", "lite"])
