@@ -110,11 +110,16 @@ def check_output(
 def load_problem(path: Path, error: Exception) -> str:
     """Why ``torch.load(path, weights_only=True)`` failed, in a few words for a message."""
     try:
-        if path.stat().st_size == 0:
-            return "the file is empty: 0 bytes"
+        with path.open("rb") as handle:
+            head = handle.read(4)
     except OSError:
-        pass
-    if isinstance(error, pickle.UnpicklingError):  # any non-PyTorch file, or pickled code
+        head = None
+    if head == b"":
+        return "the file is empty: 0 bytes"
+    # PyTorch writes zip archives (legacy files: pickles, protocol byte 0x80); anything
+    # else fails in the unpickler with whatever error its bytes happen to cause
+    foreign = head is not None and not head.startswith((b"PK\x03\x04", b"\x80"))
+    if foreign or isinstance(error, pickle.UnpicklingError):  # or a pickle holding code
         return "not a PyTorch weights file, or one that holds code, which is never run"
     text = str(error).strip()
     return text.splitlines()[0][:200] if text else type(error).__name__
