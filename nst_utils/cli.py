@@ -289,9 +289,14 @@ def _add_train_document(sub: argparse._SubParsersAction) -> None:
     files.set_defaults(run=lambda a: _train(a, documents.DocumentConfig, documents.train))
 
 
-def _load_any_model(path: Path, kind: str | tuple[str, ...], device: torch.device) -> Callable:
+def _load_any_model(
+    path: Path, kind: str | tuple[str, ...], device: torch.device, compile: bool = False
+) -> Callable:
     """A function (1, 3, H, W) -> (1, 3, H', W') from a course model file or an ONNX export."""
     if path.suffix.lower() == ".onnx":
+        if compile:
+            raise BadInputError(f"--compile: {path.name} is an ONNX model, which ONNX Runtime "
+                                "runs; --compile applies to .pth models.")  # fmt: skip
         from .export import OnnxNetwork
 
         return OnnxNetwork(path)
@@ -299,7 +304,7 @@ def _load_any_model(path: Path, kind: str | tuple[str, ...], device: torch.devic
     from .networks import infer, prepare_for_inference
 
     net, _ = load_model(path, kind, device)
-    fast = prepare_for_inference(net)
+    fast = prepare_for_inference(net, compile=compile)
     return lambda image: infer(fast, image.to(device)).cpu()
 
 
@@ -324,6 +329,13 @@ def _image_options(p: argparse.ArgumentParser, run: Callable) -> None:
     p.add_argument("--size", type=int, default=None,
                    help="first resize the input's longest side to this, px")  # fmt: skip
     p.add_argument("--device", default=None, help="cpu | cuda | mps (default: automatic)")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="compile the network (torch.compile; on a CPU it needs a C++ compiler): "
+        "each new image size compiles first (10-25 s), then runs faster; for many "
+        "images of one size, as video frames",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -332,7 +344,7 @@ def _run_model(args: argparse.Namespace, kind: str | tuple[str, ...]) -> None:
     if args.size is not None and not 16 <= args.size <= 8192:
         raise BadInputError(f"--size {args.size}: use 16 .. 8192 pixels.")
     pairs = _plan_images(args.input, args.output)
-    apply = _load_any_model(args.model, kind, pick_device(args.device))
+    apply = _load_any_model(args.model, kind, pick_device(args.device), args.compile)
     _apply_to_images(apply, pairs, args.size, args.quiet)
 
 

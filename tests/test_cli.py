@@ -135,7 +135,9 @@ def photo_folder(tmp_path):
     return folder
 
 
-def test_train_then_transform_a_file_and_a_folder(photo_folder, images, tmp_path, capsys):
+def test_train_then_transform_a_file_and_a_folder(
+    photo_folder, images, tmp_path, capsys, monkeypatch
+):
     _, style = images
     model = tmp_path / "m.pth"
     assert main(["train", "-s", str(style), "-d", str(photo_folder), "-o", str(model),
@@ -145,6 +147,11 @@ def test_train_then_transform_a_file_and_a_folder(photo_folder, images, tmp_path
     assert main(["transform", "-m", str(model), "-i", str(photo_folder / "p0.png"), "-o",
                  str(out), "--quiet"]) == 0  # fmt: skip
     assert load_image(out).size == (48, 40)
+    monkeypatch.setattr("nst_utils.networks.shutil.which", lambda name: None)
+    code = main(["transform", "-m", str(model), "-i", str(photo_folder / "p0.png"), "-o",
+                 str(tmp_path / "c.jpg"), "--compile", "--device", "cpu"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "needs a C++ compiler" in err and len(err.splitlines()) == 1
     (photo_folder / "sub").mkdir()
     Image.new("RGB", (20, 20)).save(photo_folder / "sub" / "nested.jpg")
     (photo_folder / "broken.png").write_bytes(b"\x89PNG broken")

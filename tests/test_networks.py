@@ -12,6 +12,7 @@ from nst_utils.networks import (
     TransformerNet,
     build_network,
     count_parameters,
+    cxx_compiler,
     describe_network,
     infer,
     prepare_for_inference,
@@ -183,6 +184,23 @@ def test_fast_inference_matches_plain_eager(net):
     assert out.min() >= 0 and out.max() <= 1
     assert net.training and all(p.requires_grad for p in net.parameters())  # untouched
     out.mul_(2)  # an ordinary tensor, not an inference-mode one
+
+
+@pytest.mark.skipif(not cxx_compiler(), reason="torch.compile needs a C++ compiler on a CPU")
+def test_compiled_inference_matches_plain_eager():
+    net = TransformerNet(channels=(4, 8, 8), blocks=1).eval()  # few kernels: quick to compile
+    x = torch.rand(1, 3, 20, 28, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = net(x).clamp(0, 1)
+    compiled = prepare_for_inference(net, compile=True)
+    assert any(isinstance(m, LowResUpsampleConv) for m in compiled.modules())
+    assert (infer(compiled, x) - expected).abs().max() < 1e-4
+
+
+def test_compiling_without_a_compiler_says_what_to_do(monkeypatch):
+    monkeypatch.setattr("nst_utils.networks.shutil.which", lambda name: None)
+    with pytest.raises(BadInputError, match=r"needs a C\+\+ compiler.*g\+\+\) or leave"):
+        prepare_for_inference(TransformerNet.lite(), compile=True)
 
 
 @pytest.mark.parametrize("size", [(1, 1), (2, 3), (9, 14)])
