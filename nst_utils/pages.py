@@ -10,6 +10,8 @@ gives the same page, pixel for pixel, and no global random state is read or chan
 from __future__ import annotations
 
 import io
+import shutil
+import subprocess
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 
@@ -22,7 +24,7 @@ from rapidfuzz.distance import Levenshtein
 from torch.utils.data import Dataset
 from torchvision.transforms.functional import InterpolationMode, gaussian_blur, rotate
 
-from .errors import BadInputError
+from .errors import BadInputError, NSTError
 
 PAGE_SIZE = (512, 384)  # (H, W) pixels: a portrait page at about 45 dpi, 3:4
 FONT_SIZE = (14, 18)  # pixels, smallest and largest; each page draws one size in between
@@ -411,30 +413,57 @@ def character_error_rate(predicted: str, truth: str) -> float:
 def ocr_engine() -> Callable[[torch.Tensor], str] | None:
     """An OCR function, (1, 3, H, W) or (3, H, W) float in [0, 1] -> text, or None.
 
-    It runs RapidOCR (PP-OCR models bundled in the ``rapidocr`` package, on ONNX Runtime,
-    offline; 2-4 s a page on a 2-core CPU) and returns the text boxes it finds, one a line,
-    top to bottom. None, with a warning saying what to install, when ``rapidocr`` or
-    ``onnxruntime`` is missing.
+    It runs RapidOCR when installed (PP-OCR models bundled in the ``rapidocr`` package, on
+    ONNX Runtime, offline; 2-4 s a page on a 2-core CPU; the course's ``ocr`` extra), else
+    the system's Tesseract (the ``tesseract`` program on the PATH), and returns the lines it
+    reads, top to bottom; its ``__name__`` says which (``rapidocr_read``,
+    ``tesseract_read``). None, with a warning saying what to install, when neither exists.
+    The two engines make different mistakes: compare error rates of one engine only.
     """
     try:
         import onnxruntime  # noqa: F401  (rapidocr needs it but does not install it)
         from rapidocr import RapidOCR
     except ImportError as err:
-        warnings.warn(
-            f"No OCR engine ({err}): pip install rapidocr onnxruntime (about 300 MB), or "
-            "the course's extra: pip install 'nst-course[ocr]'.",
-            stacklevel=2,
-        )
-        return None
+        tesseract = shutil.which("tesseract")
+        if tesseract is None:
+            warnings.warn(
+                f"No OCR engine ({err}; no tesseract program either): pip install "
+                "'nst-course[ocr]' (RapidOCR, about 300 MB), or install Tesseract "
+                "(e.g. apt install tesseract-ocr).",
+                stacklevel=2,
+            )
+            return None
+
+        def tesseract_read(image: torch.Tensor) -> str:
+            return _tesseract(tesseract, _to_pil(image))
+
+        return tesseract_read
     engine = RapidOCR(params={"Global.log_level": "error", "Global.use_cls": False})
 
-    def read(image: torch.Tensor) -> str:
-        if image.dim() == 4 and image.shape[0] == 1:
-            image = image[0]
-        if image.dim() != 3 or image.shape[0] != 3:
-            raise BadInputError(f"OCR reads one (3, H, W) image, got {tuple(image.shape)}.")
-        pixels = (image.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0)
-        result = engine(Image.fromarray(pixels.cpu().numpy()))
+    def rapidocr_read(image: torch.Tensor) -> str:
+        result = engine(_to_pil(image))
         return "\n".join(result.txts or ())
 
-    return read
+    return rapidocr_read
+
+
+def _to_pil(image: torch.Tensor) -> Image.Image:
+    """One page tensor, (1, 3, H, W) or (3, H, W) in [0, 1], as an 8-bit RGB PIL image."""
+    if image.dim() == 4 and image.shape[0] == 1:
+        image = image[0]
+    if image.dim() != 3 or image.shape[0] != 3:
+        raise BadInputError(f"OCR reads one (3, H, W) image, got {tuple(image.shape)}.")
+    pixels = (image.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0)
+    return Image.fromarray(pixels.cpu().numpy())
+
+
+def _tesseract(program: str, page: Image.Image) -> str:
+    """The text Tesseract reads on ``page`` (PNG through a pipe, text back)."""
+    png = io.BytesIO()
+    page.save(png, format="PNG")
+    done = subprocess.run([program, "stdin", "stdout"], input=png.getvalue(),
+                          capture_output=True, timeout=300, check=False)  # fmt: skip
+    if done.returncode:
+        last = (done.stderr.decode(errors="replace").strip().splitlines() or ["no message"])[-1]
+        raise NSTError(f"{program} failed (exit {done.returncode}): {last}")
+    return done.stdout.decode(errors="replace").strip()

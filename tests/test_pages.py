@@ -1,12 +1,15 @@
 """Synthetic pages, their degradations, training crops and OCR scoring (nst_utils.pages)."""
 
+import os
+import shutil
 import sys
 import warnings
 
 import pytest
 import torch
+from PIL import Image
 
-from nst_utils.errors import BadInputError
+from nst_utils.errors import BadInputError, NSTError
 from nst_utils.pages import (
     DEGRADATIONS,
     PageCrops,
@@ -213,10 +216,32 @@ def test_character_error_rate_refuses_empty_truth_and_non_strings():
         character_error_rate(None, "abc")
 
 
-def test_ocr_engine_is_none_with_a_warning_when_rapidocr_is_missing(monkeypatch):
+def test_ocr_engine_is_none_with_a_warning_when_no_engine_exists(monkeypatch):
     monkeypatch.setitem(sys.modules, "rapidocr", None)  # makes "import rapidocr" fail
-    with pytest.warns(UserWarning, match="pip install"):
+    monkeypatch.setenv("PATH", "")  # and no tesseract program
+    with pytest.warns(UserWarning, match=r"pip install 'nst-course\[ocr\]'.*tesseract-ocr"):
         assert ocr_engine() is None
+
+
+def fake_tesseract(folder, script: str) -> None:
+    program = folder / "tesseract"
+    program.write_text("#!/bin/sh\n" + script)
+    program.chmod(0o755)
+
+
+def test_ocr_engine_falls_back_to_tesseract(monkeypatch, tmp_path):
+    """Without RapidOCR, a tesseract program on the PATH reads the page: it gets a PNG on
+    stdin (saved here by the fake program) and its stdout is the text."""
+    monkeypatch.setitem(sys.modules, "rapidocr", None)
+    fake_tesseract(tmp_path, f'cat > "{tmp_path}/page.png"\necho "read: $1 $2"\n')
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")  # found first
+    ocr = ocr_engine()
+    page, _ = render_page(0, (60, 90), font_size=10)
+    assert ocr.__name__ == "tesseract_read" and ocr(page) == "read: stdin stdout"
+    assert Image.open(tmp_path / "page.png").size == (90, 60)
+    fake_tesseract(tmp_path, 'echo "Error: no language data" >&2\nexit 1\n')
+    with pytest.raises(NSTError, match="tesseract failed \\(exit 1\\): Error: no language data"):
+        ocr(page)
 
 
 def test_ocr_engine_reads_clean_lines():
@@ -224,6 +249,15 @@ def test_ocr_engine_reads_clean_lines():
         warnings.simplefilter("ignore")
         ocr = ocr_engine()
     if ocr is None:
-        pytest.skip("no OCR engine installed: pip install rapidocr onnxruntime")
+        pytest.skip("no OCR engine installed: pip install 'nst-course[ocr]'")
     lines, text = render_page(0, (96, 192), font_size=14)  # OCR upscales: keep it small
+    assert character_error_rate(ocr(lines), text) < 0.1
+
+
+@pytest.mark.skipif(not shutil.which("tesseract"), reason="Tesseract is not installed")
+def test_tesseract_reads_clean_lines(monkeypatch):
+    monkeypatch.setitem(sys.modules, "rapidocr", None)
+    ocr = ocr_engine()
+    lines, text = render_page(0, (96, 192), font_size=14)
+    assert ocr.__name__ == "tesseract_read"
     assert character_error_rate(ocr(lines), text) < 0.1
