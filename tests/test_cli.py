@@ -152,6 +152,10 @@ def test_train_then_transform_a_file_and_a_folder(
                  str(tmp_path / "c.jpg"), "--compile", "--device", "cpu"])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and "needs a C++ compiler" in err and len(err.splitlines()) == 1
+    code = main(["transform", "-m", str(tmp_path / "m.onnx"), "-i", str(photo_folder / "p0.png"),
+                 "-o", str(tmp_path / "c.jpg"), "--compile"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "m.onnx is an ONNX model" in err and "--compile applies to .pth" in err
     (photo_folder / "sub").mkdir()
     Image.new("RGB", (20, 20)).save(photo_folder / "sub" / "nested.jpg")
     (photo_folder / "broken.png").write_bytes(b"\x89PNG broken")
