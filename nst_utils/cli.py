@@ -10,6 +10,7 @@ and written atomically, never over an input.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import typing
 from collections.abc import Callable, Sequence
@@ -304,6 +305,8 @@ def _load_any_model(
     from .networks import infer, prepare_for_inference
 
     net, _ = load_model(path, kind, device)
+    if compile:  # PyTorch's CUDA builds log "No CUDA runtime is found" when compiling on a CPU
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     fast = prepare_for_inference(net, compile=compile)
     return lambda image: infer(fast, image.to(device)).cpu()
 
