@@ -23,14 +23,7 @@ LITE_PARAMETERS = 71_251
 SR4_PARAMETERS = 400_451  # norm="none": every conv has a bias
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a busy machine the threads' waits for
-    each other make small steps up to 100x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def seeded(cls, *args, **kwargs):
