@@ -453,9 +453,10 @@ def prepare_for_inference(net: nn.Module, *, compile: bool = False) -> nn.Module
     which on a CPU needs a C++ compiler such as g++) for fixed image sizes: the first call
     at each new size compiles (10-25 s for the networks here on a 2-core CPU; Inductor
     keeps the result on disk for the next run), later calls at that size run faster
-    (paper-size network, 512 px, 2-core CPU: 1.75x the common eager way, against 1.2x
-    without compiling). Worth it for many images of one size, as video frames; not for one
-    photo. (Compiling for any size, ``dynamic=True``, took minutes and is left out.)
+    (paper-size network, 512 px, 2-core CPU: 1.66-1.75x the common eager way, against
+    1.13-1.2x without compiling; ``benchmarks/fast.py``). Worth it for many images of one
+    size, as video frames; not for one photo. (Compiling for any size, ``dynamic=True``,
+    took minutes and is left out.)
 
     What else was measured on a 2-core CPU: ``torch.inference_mode`` (1.0-1.2x);
     channels-last memory was slower (0.4-0.9x: instance norm converts back to NCHW);
