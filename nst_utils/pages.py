@@ -5,6 +5,15 @@ Pages are grey, but they are stored like every image in the course, as (N, 3, H,
 floats in [0, 1], so the same networks and VGG perceptual losses apply to them unchanged.
 Everything random is drawn from generators seeded by a ``seed`` argument: the same seed
 gives the same page, pixel for pixel, and no global random state is read or changed.
+
+Why not a degradation library: ``augraphy`` 8.2.6 was measured on 2026-11-26 (2-core CPU).
+It adds opencv-python, numba/llvmlite and scikit-learn to the course's environment (about
+460 MB; 830 MB in a fresh one), its default pipeline took 0.21 s a 512 x 384 page (median
+of 5, up to 3.5 s) against 0.06 s for :func:`degrade` (1.7 s against 1.0 s at 2000 x 1414),
+and is seeded through NumPy's and Python's global random state; a clean target aligned
+with its geometric effects would need extra work. :func:`degrade` is short, seeded per
+call and aligned by construction (``degrade(page, seed, rotation=1)`` is the clean page
+turned exactly as ``degrade(page, seed)`` turns it).
 """
 
 from __future__ import annotations
