@@ -48,8 +48,9 @@ class RenderError(RuntimeError):
     """A notebook could not be rendered: which one, which cell, why."""
 
 
-class _ThisPython(KernelSpecManager):
-    """Kernel specs plus one that runs ipykernel with the Python running this script."""
+class ThisPythonKernels(KernelSpecManager):
+    """Kernel specs plus one, ``THIS_PYTHON``, that runs ipykernel with the Python running
+    this process (tests/test_colab.py uses it too)."""
 
     def get_kernel_spec(self, kernel_name):
         if kernel_name == THIS_PYTHON:
@@ -121,7 +122,7 @@ def _read(path: Path, ref: str | None) -> nbformat.NotebookNode:
 
 def execute(nb: nbformat.NotebookNode, path: Path, env: dict[str, str], timeout: int) -> None:
     """Run every cell of ``nb`` in place; raise RenderError naming the cell on any failure."""
-    manager = AsyncKernelManager(kernel_name=THIS_PYTHON, kernel_spec_manager=_ThisPython())
+    manager = AsyncKernelManager(kernel_name=THIS_PYTHON, kernel_spec_manager=ThisPythonKernels())
     client = _Client(
         nb, km=manager, timeout=timeout, resources={"metadata": {"path": str(path.parent)}}
     )

@@ -11,6 +11,7 @@ environment variable for a ``--no-...`` option inverted: ``PIP_NO_BUILD_ISOLATIO
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -20,18 +21,18 @@ import sysconfig
 from collections import Counter
 from pathlib import Path
 
-import ipykernel.kernelspec
 import pytest
 from jupyter_client import KernelManager
-from jupyter_client.kernelspec import KernelSpecManager
 
 ROOT = Path(__file__).resolve().parent.parent
+_RENDER = importlib.util.spec_from_file_location("nst_docs_render", ROOT / "docs" / "render.py")
+render = importlib.util.module_from_spec(_RENDER)  # the notebook renderer: its kernel specs
+_RENDER.loader.exec_module(render)
 NOTEBOOKS = sorted(
     p for p in (ROOT / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts
 )
 BADGE = "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
 COLAB_URL = "https://colab.research.google.com/github/nst-course/nst-course/blob/main/"
-THIS_PYTHON = "nst-test-this-python"
 
 
 def _cells(path: Path) -> list[dict]:
@@ -83,18 +84,6 @@ def test_setup_cells_are_identical():
         if _source(c) != common
     ]
     assert not different, f"set-up cell (cell 1) differs from the other notebooks' in {different}"
-
-
-class _ThisPython(KernelSpecManager):
-    """Kernel specs plus one that runs ipykernel with the Python running the tests."""
-
-    def get_kernel_spec(self, kernel_name):
-        if kernel_name == THIS_PYTHON:
-            return self.kernel_spec_class(
-                resource_dir=ipykernel.kernelspec.RESOURCES,
-                **ipykernel.kernelspec.get_kernel_dict(),
-            )
-        return super().get_kernel_spec(kernel_name)
 
 
 def _environment_snapshot() -> dict[str, str]:
@@ -153,7 +142,9 @@ def test_setup_cell_installs_the_course_the_colab_way(source, source_repo, tmp_p
         "PIP_NO_BUILD_ISOLATION": "0",  # sic: pip reads it inverted -> --no-build-isolation
     }
     before = _environment_snapshot()
-    manager = KernelManager(kernel_name=THIS_PYTHON, kernel_spec_manager=_ThisPython())
+    manager = KernelManager(
+        kernel_name=render.THIS_PYTHON, kernel_spec_manager=render.ThisPythonKernels()
+    )
     manager.start_kernel(env=env, cwd=str(tmp_path))
     client = manager.client()
     client.start_channels()
