@@ -88,8 +88,8 @@ class FastStyleConfig(TrainingConfig):
     loss_precision: str = option(
         "auto",
         "number format of the VGG loss network: bfloat16 (autocast; about twice as fast where "
-        "the device computes it natively: recent GPUs, CPUs with AMX), float32, or auto "
-        "(bfloat16 where native)",
+        "the device computes it natively: GPUs of compute capability 8.0 or newer, CPUs with "
+        "AMX or AVX512-BF16), float32, or auto (bfloat16 where native, else float32)",
         choices=PRECISIONS,
     )
     style: str = option("", "name of the style image (recorded in the model)", cli=False)

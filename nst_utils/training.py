@@ -168,18 +168,30 @@ def save_trained(
         save_model(output, net, kind=kind, config=dataclasses.asdict(config), extra=extra)
 
 
+def _cpu_flags() -> str:
+    """The CPU's feature flags as Linux's /proc/cpuinfo lists them ('' elsewhere)."""
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
 def bfloat16_native(device: torch.device) -> bool:
     """Whether ``device`` computes bfloat16 convolutions natively (and so faster than
-    float32): CUDA GPUs that report it; CPUs with AMX or AVX512-BF16 instructions (read from
-    Linux's /proc/cpuinfo; elsewhere a CPU counts as without)."""
+    float32): CUDA GPUs of compute capability 8.0 or newer (A100, RTX 30xx, H100, ...);
+    CPUs with AMX or AVX512-BF16 instructions (read from Linux's /proc/cpuinfo; elsewhere a
+    CPU counts as without).
+
+    Older GPUs such as Colab's free T4 (7.5) are not native even though
+    ``torch.cuda.is_bf16_supported()`` says True there: PyTorch emulates bfloat16 on them,
+    and cuDNN has no bfloat16 convolutions below 8.0, so autocast would make the loss
+    network slower, not faster. The capability decides, not that function.
+    """
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        return torch.cuda.get_device_capability(device)[0] >= 8
     if device.type != "cpu" or not torch.backends.mkldnn.is_available():
         return False
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+    flags = _cpu_flags()
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
