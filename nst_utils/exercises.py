@@ -46,15 +46,19 @@ def _describe_difference(got: torch.Tensor, expected: torch.Tensor, rtol: float,
     )
 
 
-def check(name: str, got: Any, expected: Any, *, rtol: float = 1e-4, atol: float = 1e-6) -> bool:
+def check(
+    name: str, got: Any, expected: Any, *, rtol: float = 1e-4, atol: float = 1e-6
+) -> bool | None:
     """Compare a reader's answer with the expected one; see the module docstring.
 
     ``got`` and ``expected``: tensors, numbers, or equal-length sequences of them.
-    Returns True when right, False when not attempted; raises AssertionError when wrong.
+    Returns True when right and None when not attempted (so a check cell shows no stray
+    ``False`` under it, and ``assert check(...)`` in a solution fails on an unfinished
+    answer); raises AssertionError when wrong.
     """
     if got is None:
         print(f"{name}: not attempted yet (the function still returns None). Fill in the TODO.")
-        return False
+        return None
     items = (
         list(zip(got, expected, strict=False))
         if isinstance(expected, (list, tuple)) and isinstance(got, (list, tuple))
