@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import itertools
+import math
 import os
 import shutil
 import urllib.error
@@ -88,8 +89,9 @@ class PhotoFolder(Dataset[torch.Tensor]):
     epoch, by the next photo of the same permutation.
 
     Photos are decoded on every access. ``cache=True`` keeps each one decoded, downscaled
-    to a shorter side of ``2 * crop_size`` (the crops cover the same regions, resampled
-    from the smaller copy): much faster for a few dozen photos, too big for COCO.
+    to the shorter side at which the smallest crop needs no enlarging (``crop_size /
+    scale[0]``; 2 * ``crop_size`` for the default scale). The crops cover the same regions,
+    resampled from the smaller copy: much faster for a few dozen photos, too big for COCO.
     """
 
     def __init__(
@@ -183,8 +185,9 @@ class PhotoFolder(Dataset[torch.Tensor]):
             warnings.warn(f"{err} Training uses the next photo in its place.", stacklevel=2)
             return None
         if self._cache is not None:
-            if min(image.size) > 2 * self.crop_size:
-                image = TF.resize(image, [2 * self.crop_size], InterpolationMode.LANCZOS)
+            side = math.ceil(self.crop_size / self.scale[0])
+            if min(image.size) > side:
+                image = TF.resize(image, [side], InterpolationMode.LANCZOS)
             self._cache[index] = image
         return image
 
