@@ -153,13 +153,43 @@ def load_model(
     The network is in eval mode on ``device``; ``record`` holds the config and extras.
     """
     record = read_file(path, kind)
+    state = record["state_dict"]
     try:
+        if not isinstance(state, dict) or not all(
+            isinstance(v, torch.Tensor) for v in state.values()
+        ):
+            raise TypeError("state_dict is not a dict of tensors")
+        with torch.device("meta"):  # the described network's shapes, without memory
+            shell = build_network(record["network"])
+        _check_shapes(shell.state_dict(), state)
         net = build_network(record["network"])
-        net.load_state_dict(record["state_dict"])
+        net.load_state_dict(state)
     except (BadInputError, RuntimeError, TypeError, KeyError) as err:
-        first = str(err).strip().splitlines()[0]
+        first = (str(err).strip() or type(err).__name__).splitlines()[0][:200].rstrip(".")
         raise CheckpointError(
-            f"{path}: its weights do not fit the network it describes ({first[:200]}); "
+            f"{path}: its weights do not fit the network it describes ({first}); "
             "the file is damaged or from an incompatible version."
         ) from None
+    bad = [name for name, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
+    if bad:
+        raise CheckpointError(
+            f"{path}: {len(bad)} weight tensor(s) hold NaN or infinite values (first: "
+            f"{bad[0]}); the training diverged or the file is damaged: use an earlier "
+            "checkpoint or train again."
+        )
     return net.to(device).eval(), record
+
+
+def _check_shapes(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> None:
+    """Raise RuntimeError unless ``found`` has exactly the tensors (names, shapes) of
+    ``expected``: checked before the network is built for real, so a file cannot make
+    it allocate more than the weights it holds."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    if missing or unexpected:
+        raise RuntimeError(f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+    for name, tensor in expected.items():
+        if tuple(found[name].shape) != tuple(tensor.shape):
+            raise RuntimeError(
+                f"{name} is {tuple(found[name].shape)}, the network has {tuple(tensor.shape)}"
+            )

@@ -10,9 +10,13 @@ and written atomically, never over an input.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import math
 import sys
 import typing
+import warnings
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -22,10 +26,11 @@ from tqdm.auto import tqdm
 
 from . import documents, fast_style, superres
 from .device import pick_device
-from .errors import BadInputError, NSTError
-from .files import check_output
+from .errors import BadInputError, CheckpointError, NSTError
+from .files import check_output, find_files, remove_stale_partials
 from .gatys import StyleTransferConfig, stylize
-from .images import SAVE_SUFFIXES, SUFFIXES, as_tensor, save_image
+from .images import MAX_PIXELS, SAVE_SUFFIXES, SUFFIXES, as_tensor, save_image
+from .networks import MIN_SIDE
 from .options import add_options, config_from_args, parse_floats, parse_path
 
 STYLIZE_EPILOG = """\
@@ -143,6 +148,9 @@ examples:
   nst transform --model models/starry_night_lite.pth -i photo.jpg -o photo_starry.jpg
   nst transform --model starry.pth -i holiday/ -o holiday_starry/ --size 1024
   nst transform --model starry.onnx -i photo.jpg -o out.jpg      # ONNX Runtime
+
+A folder's outputs keep the sub-folders and names of its images, as PNG (--format for
+another); images that cannot be processed are skipped, one warning each, and counted.
 """
 
 
@@ -169,54 +177,165 @@ Apply a model with: nst enhance --model document.pth -i scan.png -o clean.png
 ENHANCE_EPILOG = """\
 examples:
   nst enhance --model models/sr_x4_feature.pth -i small.jpg -o large.png
-  nst enhance --model models/document_lite.pth -i scans/ -o cleaned/
+  nst enhance --model models/document_medium.pth -i scans/ -o cleaned/
+
+A folder's outputs keep the sub-folders and names of its images, as PNG (--format for
+another); images that cannot be processed are skipped, one warning each, and counted.
 """
 
 
-def _plan_images(source: Path, target: Path) -> list[tuple[Path, Path]]:
-    """(input, output) pairs for one image file, or for every image in a folder (into a
-    folder, keeping sub-folders); every output is checked before any work starts."""
-    if source.is_dir():
-        files = sorted(p for p in source.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
-        if not files:
-            raise BadInputError(f"--input {source}: no image files in this folder.")
-        if target.exists() and not target.is_dir():
-            raise BadInputError(f"--output {target}: the input is a folder, so give a folder.")
-        if target.resolve() == source.resolve() or source.resolve() in target.resolve().parents:
-            raise BadInputError(f"--output {target}: choose a folder outside the input folder.")
-        pairs = [(f, target / f.relative_to(source)) for f in files]
-    elif source.exists():
-        pairs = [(source, target)]
-    else:
-        raise BadInputError(f"--input {source}: no such file or folder.")
+FORMATS = sorted(suffix[1:] for suffix in SAVE_SUFFIXES)
+WARNING = "nst: warning: "
+
+
+def _warn(text: str) -> None:
+    """One warning line on stderr (below a progress bar, if one is shown)."""
+    tqdm.write(WARNING + " ".join(text.split()), file=sys.stderr)
+
+
+def _plan_images(
+    source: Path, target: Path, model: Path, fmt: str | None
+) -> tuple[list[tuple[Path, Path]], bool]:
+    """``(pairs, folder)``: (input, output) pairs for one image file, or for every image
+    in a folder (into a folder, keeping sub-folders, in format ``fmt``: PNG by default);
+    every output is checked before any work starts, and none may be an input (the
+    images, the model). Unreadable sub-folders are reported, one warning each."""
+    if not source.is_dir():
+        if not source.exists():
+            raise BadInputError(f"--input {source}: no such file or folder.")
+        if fmt is not None and target.suffix.lower().lstrip(".") != fmt:
+            raise BadInputError(f"--format {fmt} but --output {target}: for one image the "
+                                "output's name says the format; name it accordingly.")  # fmt: skip
+        check_output(target, inputs=[source, model], suffixes=SAVE_SUFFIXES)
+        return [(source, target)], False
+    files, unreadable = find_files(source, SUFFIXES)
+    for folder, reason in unreadable:
+        _warn(f"{folder}: cannot read this folder ({reason}); its images are skipped.")
+    if not files:
+        raise BadInputError(f"--input {source}: no image files in this folder"
+                            + (" that can be read." if unreadable else "."))  # fmt: skip
+    if target.exists() and not target.is_dir():
+        raise BadInputError(f"--output {target}: the input is a folder, so give a folder.")
+    if target.resolve() == source.resolve() or source.resolve() in target.resolve().parents:
+        raise BadInputError(f"--output {target}: choose a folder outside the input folder.")
+    suffix = f".{fmt or 'png'}"
+    natural = {f: (target / f.relative_to(source)).with_suffix(suffix) for f in files}
+    taken = Counter(natural.values())
+    # photo.jpg and photo.png would both become photo.png: the other one keeps its suffix
+    pairs = [(f, d if taken[d] == 1 or f.suffix.lower() == suffix else d.with_name(f.name + suffix))
+             for f, d in natural.items()]  # fmt: skip
+    clash = [d for d, n in Counter(d for _, d in pairs).items() if n > 1]
+    if clash:
+        raise BadInputError(f"--input {source}: several images would be written as {clash[0]}; "
+                            "rename one of them.")  # fmt: skip
+    read = {_identity(f) for f in [*files, model]}  # an output may be none of the inputs
     for src, dst in pairs:
-        check_output(dst, inputs=[src], suffixes=SAVE_SUFFIXES)
-    return pairs
+        check_output(dst, inputs=[src, model], suffixes=SAVE_SUFFIXES)
+        if dst.exists() and _identity(dst) in read:
+            raise BadInputError(f"--output {target}: {dst} would replace an input image; "
+                                "choose an output folder outside the input.")  # fmt: skip
+    return pairs, True
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    """(device, inode): equal for two names of one file (hard or symbolic links)."""
+    status = path.stat()
+    return status.st_dev, status.st_ino
+
+
+# Memory to apply a course network, per output pixel: float32 values of about four tensors
+# as wide as the widest full-resolution stage alive at once, plus a few of 3 channels.
+# Measured peaks (2-core CPU, prepare_for_inference + infer, 1024 x 1024 px output): lite
+# 186 B, medium 324 B, paper size 546 B, super-resolution (64 channels) 925 B per pixel.
+def _needed_bytes(output_pixels: int, channels: int) -> int:
+    return 4 * (4 * channels + 16) * output_pixels
+
+
+def _free_memory(device: torch.device) -> int | None:
+    """Bytes of memory free for a run on ``device`` (None where unknown): a GPU's free
+    memory; on a CPU, Linux's MemAvailable, within a container's limit."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type != "cpu":
+        return None
+    free = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                free = int(line.split()[1]) * 1024
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+        if limit.isdigit() and free is not None:
+            free = min(free, int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return free
+
+
+def _check_fits(
+    image: torch.Tensor, src: Path, footprint: tuple[int | None, int | None], device
+) -> None:
+    """Refuse, before the network runs, an image too small for it or whose output would
+    be larger than an image may be or than the free memory; say what would fit."""
+    height, width = image.shape[-2:]
+    if min(height, width) < MIN_SIDE:
+        raise BadInputError(f"{src}: {width}x{height} px is smaller than the {MIN_SIDE}x"
+                            f"{MIN_SIDE} px the network takes; enlarge it (--size).")  # fmt: skip
+    scale, channels = footprint
+    if scale is None:
+        return  # an ONNX file that does not say: ONNX Runtime's own errors decide
+    pixels = scale * scale * height * width
+    need = _needed_bytes(pixels, channels) if channels else 0
+    free = _free_memory(device) if need else None
+    room = min(MAX_PIXELS / pixels, free / need if free else math.inf)
+    if room >= 1:
+        return
+    times = f"x{scale} " if scale > 1 else ""
+    what = f"the {times}output would be {scale * width}x{scale * height} px"
+    if pixels > MAX_PIXELS:
+        why = f"more than the {MAX_PIXELS / 1e6:.0f} MP an image may have"
+    else:
+        why = f"which needs about {need / 1e9:.1f} GB of memory; {free / 1e9:.1f} GB are free"
+    fit = math.floor(max(height, width) * math.sqrt(room) * 0.95)
+    way = f"--size {fit} makes it fit" if fit >= 16 else "give a much smaller image"
+    raise BadInputError(f"{src}: {what}, {why}; {way} (or cut the image into parts).")
 
 
 def _apply_to_images(
     apply: Callable[[torch.Tensor], torch.Tensor],
     pairs: list[tuple[Path, Path]],
-    size: int | None,
-    quiet: bool,
+    folder: bool,
+    args: argparse.Namespace,
+    footprint: tuple[int | None, int | None],
+    device: torch.device,
 ) -> None:
-    """Read, apply, write each pair with a progress bar; unreadable images in a folder are
-    skipped and listed (a single unreadable input is an error)."""
-    skipped = []
-    for src, dst in tqdm(pairs, desc="images", disable=quiet or len(pairs) == 1):
-        try:
-            image = as_tensor(src, size)
-        except BadInputError as err:
-            if len(pairs) == 1:
-                raise
-            skipped.append(str(err))
-            continue
-        save_image(apply(image), dst)
-    where = pairs[0][1] if len(pairs) == 1 else pairs[0][1].parent
-    done = len(pairs) - len(skipped)
-    print(f"wrote {done} image(s) to {where}" + (f"; skipped {len(skipped)}:" if skipped else ""))
-    for line in skipped:
-        print(f"  {line}")
+    """Read, apply, write each pair with a progress bar. In a folder, an image that cannot
+    be processed is skipped with one warning (a single image is an error); Ctrl-C says how
+    many outputs were written."""
+    for parent in {dst.parent for _, dst in pairs}:
+        remove_stale_partials(parent)
+    skipped = done = 0
+    try:
+        for src, dst in tqdm(pairs, desc="images", disable=args.quiet or not folder):
+            try:
+                image = as_tensor(src, args.size)
+                _check_fits(image, src, footprint, device)
+            except BadInputError as err:
+                if not folder:
+                    raise
+                _warn(f"skipped {err}")
+                skipped += 1
+                continue
+            save_image(apply(image), dst)
+            done += 1
+    except KeyboardInterrupt:
+        if not done:
+            raise
+        rest = len(pairs) - done - skipped
+        raise KeyboardInterrupt(f"wrote {done} of {len(pairs)} outputs to {args.output}; the "
+                                f"rest ({rest}) were not written") from None  # fmt: skip
+    note = f"; skipped {skipped} that could not be processed (see above)" if skipped else ""
+    print(f"wrote {done} image(s) to {args.output}{note}")
 
 
 def _training_parser(
@@ -290,25 +409,52 @@ def _add_train_document(sub: argparse._SubParsersAction) -> None:
     files.set_defaults(run=lambda a: _train(a, documents.DocumentConfig, documents.train))
 
 
+def _footprint(spec: object, scale: int | None = None) -> tuple[int | None, int | None]:
+    """(scale, channels of the widest full-resolution stage) of a network ``spec``; what
+    a spec does not say is None."""
+    kwargs = spec.get("kwargs", {}) if isinstance(spec, dict) else {}
+    if isinstance(spec, dict) and spec.get("name") == "super_resolution":
+        return kwargs.get("scale", scale), kwargs.get("channels")
+    if isinstance(spec, dict) and spec.get("name") == "transformer":
+        channels = kwargs.get("channels")
+        return 1, channels[0] if isinstance(channels, (list, tuple)) and channels else None
+    return scale, None
+
+
 def _load_any_model(
     path: Path, kind: str | tuple[str, ...], device: torch.device, compile: bool = False
-) -> Callable:
-    """A function (1, 3, H, W) -> (1, 3, H', W') from a course model file or an ONNX export."""
+) -> tuple[Callable, tuple[int | None, int | None], torch.device]:
+    """``(apply, footprint, device)``: a function (1, 3, H, W) -> (1, 3, H', W') from a
+    course model file or an ONNX export, its :func:`_footprint` and where it runs."""
     if path.suffix.lower() == ".onnx":
         if compile:
             raise BadInputError(f"--compile: {path.name} is an ONNX model, which ONNX Runtime "
                                 "runs; --compile applies to .pth models.")  # fmt: skip
         from .export import OnnxNetwork
 
-        return OnnxNetwork(path)
+        runner = OnnxNetwork(path, kind)
+        try:
+            spec = json.loads(runner.metadata.get("network", "null"))
+        except ValueError:
+            spec = None
+        return runner, _footprint(spec, runner.scale), torch.device("cpu")
     from .checkpoints import load_model
     from .networks import infer, prepare_for_inference
 
-    net, _ = load_model(path, kind, device)
+    net, record = load_model(path, kind, device)
     if compile:  # PyTorch's CUDA builds log "No CUDA runtime is found" when compiling on a CPU
         logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     fast = prepare_for_inference(net, compile=compile)
-    return lambda image: infer(fast, image.to(device)).cpu()
+
+    def apply(image: torch.Tensor) -> torch.Tensor:
+        try:
+            return infer(fast, image.to(device)).cpu()
+        except NSTError as err:
+            if isinstance(err, BadInputError):
+                raise
+            raise CheckpointError(f"{path}: {err}") from None
+
+    return apply, _footprint(record["network"]), device
 
 
 def _add_transform(sub: argparse._SubParsersAction) -> None:
@@ -332,6 +478,8 @@ def _image_options(p: argparse.ArgumentParser, run: Callable) -> None:
     p.add_argument("--size", type=int, default=None,
                    help="first resize the input's longest side to this, px")  # fmt: skip
     p.add_argument("--device", default=None, help="cpu | cuda | mps (default: automatic)")
+    p.add_argument("--format", choices=FORMATS, default=None, type=str.lower,
+                   help="a folder's output format (default: png)")  # fmt: skip
     p.add_argument(
         "--compile",
         action="store_true",
@@ -346,9 +494,9 @@ def _image_options(p: argparse.ArgumentParser, run: Callable) -> None:
 def _run_model(args: argparse.Namespace, kind: str | tuple[str, ...]) -> None:
     if args.size is not None and not 16 <= args.size <= 8192:
         raise BadInputError(f"--size {args.size}: use 16 .. 8192 pixels.")
-    pairs = _plan_images(args.input, args.output)
-    apply = _load_any_model(args.model, kind, pick_device(args.device), args.compile)
-    _apply_to_images(apply, pairs, args.size, args.quiet)
+    pairs, folder = _plan_images(args.input, args.output, args.model, args.format)
+    loaded = _load_any_model(args.model, kind, pick_device(args.device), args.compile)
+    _apply_to_images(loaded[0], pairs, folder, args, *loaded[1:])
 
 
 def _add_enhance(sub: argparse._SubParsersAction) -> None:
@@ -387,7 +535,7 @@ def _run_export(args: argparse.Namespace) -> None:
 
     output = check_output(args.output, inputs=[args.model], suffixes={".onnx"})
     net, record = load_model(args.model)
-    export_onnx(net, output)
+    export_onnx(net, output, kind=record["kind"])
     print(f"wrote {output} ({record['kind']} model, checked against PyTorch)")
 
 
@@ -409,6 +557,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings on the command line: one line each, without the source line."""
+    _warn(str(message))
+
+
 def _out_of_memory(err: BaseException) -> bool:
     text = str(err).lower()
     return isinstance(err, (MemoryError, torch.OutOfMemoryError)) or (
@@ -421,7 +574,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.run(args)
+        with warnings.catch_warnings():  # restores the display of warnings afterwards
+            warnings.showwarning = _warning_line
+            args.run(args)
     except NSTError as err:
         print(f"nst: error: {err}", file=sys.stderr)
         return 2

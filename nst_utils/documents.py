@@ -29,7 +29,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -45,18 +44,13 @@ from .images import ImageLike, as_tensor
 from .losses import PerceptualLoss, total_variation
 from .metrics import psnr, ssim
 from .models import VGGFeatures, _check_arch, layer_names
-from .networks import LITE, TransformerNet, infer
+from .networks import SIZES, TransformerNet, infer
 from .options import option
-from .pages import PAGE_SIZE, PageCrops, character_error_rate, degrade, render_page
-from .training import TrainingConfig, TrainResult, fit, initialized, save_trained
+from .pages import PAGE_SIZE, PageCrops, _check_scale, character_error_rate, degrade, render_page
+from .training import TrainingConfig, TrainResult, fit, initialized, save_trained, start_run
 
 KIND = "document"
-# TransformerNet sizes: channels at full, 1/2 and 1/4 resolution, residual blocks
-NETWORKS: dict[str, dict[str, Any]] = {
-    "lite": LITE,  # 71,251 parameters
-    "medium": {"channels": (16, 32, 64), "blocks": 3},  # 276,131 parameters, 1.1 MB
-    "paper": {"channels": (32, 64, 128), "blocks": 5},  # Johnson et al.'s, 1,677,635
-}
+NETWORKS = SIZES  # the TransformerNet sizes of networks.SIZES
 PIXEL_LOSSES = ("l1", "mse")
 MODEL_SUFFIXES = (".pth", ".pt")
 HELDOUT_SEED = 2**31  # evaluation page k has seed HELDOUT_SEED + k; training pages lie below
@@ -109,12 +103,15 @@ class DocumentConfig(TrainingConfig):
         unknown = [n for n in self.feature_layers if n not in layer_names(arch)]
         if unknown:
             raise BadInputError(f"feature_layers: unknown {arch.upper()} layer(s) {unknown}.")
-        for name in ("pixel_weight", "feature_weight", "tv_weight", "strength"):
+        for name in ("pixel_weight", "feature_weight", "tv_weight"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0 <= value < float("inf")):
                 raise BadInputError(f"{name} must be finite and >= 0, got {value!r}.")
+        _check_scale(self.strength, "strength")
         if not self.pixel_weight and not (self.feature_weight and self.feature_layers):
             raise BadInputError("pixel_weight and feature_weight are both 0: nothing to train.")
+        if self.feature_weight:
+            self.check_layers_fit(self.feature_layers, arch)
         if not 16 <= self.crop_size <= min(PAGE_SIZE):
             raise BadInputError(f"crop_size must be 16 .. {min(PAGE_SIZE)} px (the page's "
                                 f"shorter side), got {self.crop_size}.")  # fmt: skip
@@ -181,6 +178,7 @@ def train(
     config.check()
     output = check_output(output, suffixes=MODEL_SUFFIXES, what="output")
     run_dir = run_dir if run_dir is not None else output.with_suffix(".run")
+    run_dir = start_run(run_dir, output, config, kind=KIND, resume=resume)
     device = pick_device(config.device)
     loss = make_loss(config, device)
     data = training_data(config)

@@ -29,7 +29,7 @@ from .files import check_output
 from .images import ImageLike, as_tensor, describe
 from .losses import PerceptualLoss
 from .models import VGGFeatures, _check_arch, layer_names
-from .networks import TransformerNet, infer
+from .networks import SIZES, TransformerNet, infer
 from .options import option
 from .training import (
     PRECISIONS,
@@ -42,7 +42,7 @@ from .training import (
 )
 
 KIND = "fast_style"
-NETWORKS = ("lite", "paper")
+NETWORKS = tuple(SIZES)  # lite, medium, paper: networks.SIZES
 MODEL_SUFFIXES = (".pth", ".pt")
 
 
@@ -66,7 +66,9 @@ class FastStyleConfig(TrainingConfig):
     below do not depend on which VGG16 weights are used.
     """
 
-    network: str = option("lite", "network size: lite (fast on CPUs) or paper", choices=NETWORKS)
+    network: str = option(
+        "lite", "network size: lite (fast on CPUs), medium or paper", choices=NETWORKS
+    )
     upsample: str = option(
         "nearest", "upsampling: nearest (resize + conv) or transposed (the paper's)",
         choices=("nearest", "transposed"),
@@ -109,6 +111,14 @@ class FastStyleConfig(TrainingConfig):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0 <= value < float("inf")):
                 raise BadInputError(f"{name} must be finite and >= 0, got {value!r}.")
+        content = self.content_weight and any(w > 0 for w in self.content_layers.values())
+        style = self.style_weight and any(w > 0 for w in self.style_layers.values())
+        if not (content or style or self.tv_weight):
+            raise BadInputError(
+                "content_weight, style_weight and tv_weight (or the layers' weights) are all "
+                "0: nothing to train. Give the style a weight, e.g. --style-weight 3."
+            )
+        self.check_layers_fit([*self.content_layers, *self.style_layers], arch)
         if not 16 <= self.style_size <= 4096:
             raise BadInputError(f"style_size must be 16 .. 4096 px, got {self.style_size}.")
         if self.loss_precision not in PRECISIONS:
@@ -121,9 +131,7 @@ def build_network(config: FastStyleConfig) -> TransformerNet:
     """The (untrained) transformer network ``config`` describes, with the paper's scaled
     tanh output (measured here: without it, a lite network's colours drifted out of range
     and a loss spike at step 280 of 300 wiped out the style it had learnt)."""
-    if config.network == "lite":
-        return TransformerNet.lite(upsample=config.upsample, output="tanh")
-    return TransformerNet(upsample=config.upsample, output="tanh")
+    return TransformerNet(**SIZES[config.network], upsample=config.upsample, output="tanh")
 
 
 def make_loss(config: FastStyleConfig, style: torch.Tensor) -> PerceptualLoss:
@@ -167,6 +175,9 @@ def train(
     its suffix plus ``.run``); ``resume=True`` continues from its checkpoint. The output
     path is checked before any work starts.
     """
+    from .gatys import layers_min_side
+    from .training import check_data_folder, identify_data, identify_image, start_run
+
     style_is_file = isinstance(style, (str, os.PathLike))
     name = Path(describe(style)).name if style_is_file else "style image"
     config = dataclasses.replace(config, style=config.style or name)
@@ -174,10 +185,23 @@ def train(
     output = check_output(output, inputs=[style] if style_is_file else [],
                           suffixes=MODEL_SUFFIXES, what="output")  # fmt: skip
     run_dir = Path(run_dir) if run_dir is not None else output.with_suffix(".run")
-    if isinstance(data, (str, os.PathLike)):
-        data = PhotoFolder(data, crop_size=config.crop_size, seed=config.seed)
+    folder = data if isinstance(data, (str, os.PathLike)) else None
+    if folder is not None:
+        check_data_folder(folder)
+        data = PhotoFolder(folder, crop_size=config.crop_size, seed=config.seed)
     device = pick_device(config.device)
     style_image = as_tensor(style, config.style_size, device=device, name="style")
+    if config.style_layers:  # the style image's shorter side must reach the deepest layer
+        need, deepest = layers_min_side(list(config.style_layers), config.arch)
+        if min(style_image.shape[-2:]) < need:
+            raise BadInputError(
+                f"style: {style_image.shape[-1]}x{style_image.shape[-2]} px at style_size="
+                f"{config.style_size}, but layer {deepest} needs at least {need} px per side; "
+                "raise style_size or use a less elongated style image."
+            )
+    inputs = {"style image": identify_image(style, style_image), "--data": identify_data(data)}
+    run_dir = start_run(run_dir, output, config, kind=KIND, resume=resume, data_folder=folder,
+                        inputs=inputs)  # fmt: skip
     loss = make_loss(config, style_image)
     net = initialized(lambda: build_network(config), config.seed)
     fixed = torch.stack([data[k] for k in range(3)]).to(device)  # the same crops every time
@@ -193,7 +217,8 @@ def train(
         return make_grid(torch.cat([fixed, out]), nrow=len(fixed), padding=2).unsqueeze(0)
 
     result = fit(net, loss_step, data, config, kind=KIND, run_dir=run_dir, resume=resume,
-                 sample=sample, callback=callback, progress=progress)  # fmt: skip
+                 extra={"inputs": inputs}, sample=sample, callback=callback,
+                 progress=progress)  # fmt: skip
     where = f" in {data.root.name}" if hasattr(data, "root") else ""
     save_trained(output, net, result, kind=KIND, config=config, data=f"{len(data)} photos{where}",
                  style_thumbnail=_thumbnail(style_image.cpu()))  # fmt: skip

@@ -14,6 +14,7 @@ normalisation, initialisation from white noise and L-BFGS.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -222,7 +223,18 @@ def _whole(value, least: int) -> bool:
 def _blend_weights(blend: Sequence[float] | None, n_styles: int) -> list[float]:
     if blend is None:
         return [1.0 / n_styles] * n_styles
-    blend = list(blend)
+    if isinstance(blend, (torch.Tensor, np.ndarray)):  # numbers in a tensor or an array
+        blend = blend.tolist() if blend.ndim == 1 else [blend.tolist()]
+    if isinstance(blend, (str, bytes)) or not isinstance(blend, Sequence):
+        raise BadInputError(f"style_blend must be a list of numbers, got {blend!r}.")
+    blend = [w.item() if isinstance(w, torch.Tensor) and w.numel() == 1 else w for w in blend]
+    odd = [w for w in blend if isinstance(w, bool) or not isinstance(w, numbers.Real)]
+    if odd:
+        raise BadInputError(
+            f"style_blend must hold numbers, one per style; {odd[0]!r} is a "
+            f"{type(odd[0]).__name__}."
+        )
+    blend = [float(w) for w in blend]
     if len(blend) != n_styles:
         raise BadInputError(
             f"style_blend has {len(blend)} weight(s) for {n_styles} style image(s); give one "
@@ -261,13 +273,20 @@ def make_loss(net: VGGFeatures, config: StyleTransferConfig) -> PerceptualLoss:
     )
 
 
+def layers_min_side(layers: Sequence[str], arch: str) -> tuple[int, str]:
+    """``(side, deepest)``: the shortest image side (px) that gives every layer in ``layers``
+    a feature map of 1x1 or more, and the deepest of them. Unlike ``models.min_side`` it
+    counts a pooling layer's own halving (pool5 needs 32 px, relu5_3 16)."""
+    deepest = max(layers, key=layer_names(arch).index)
+    return min_side(layers, arch) * (2 if deepest.startswith("pool") else 1), deepest
+
+
 def _check_side(image: torch.Tensor, layers: Sequence[str], arch: str, what: str, scales: int):
     """Refuse an image too small for the deepest layer, before any work."""
-    need = min_side(layers, arch)
+    need, deepest = layers_min_side(layers, arch)
     height, width = image.shape[-2:]
     coarsest = min(height, width) / 2 ** (scales - 1)
     if coarsest < need:
-        deepest = max(layers, key=layer_names(arch).index)
         raise BadInputError(
             f"{what} is {width}x{height} px: its shorter side is {coarsest:.0f} px at the "
             f"coarsest scale but layer {deepest} needs at least {need} px. Use a larger size "

@@ -70,10 +70,16 @@ def _readable(source: str | os.PathLike | bytes | BinaryIO, name: str) -> Binary
         return path
     if not hasattr(source, "read"):
         raise BadInputError(f"{name}: not an image source; give a path, bytes or a file object.")
+    mode = getattr(source, "mode", "b")
+    if isinstance(source, io.TextIOBase) or (isinstance(mode, str) and "b" not in mode):
+        raise BadInputError(f"{name}: the file is open in text mode; open it with 'rb'.")
     if not (getattr(source, "seekable", lambda: False)()):
         source = io.BytesIO(source.read())  # pipes and sockets: read once, then seek freely
     pos = source.tell()
-    if not source.read(1):
+    first = source.read(1)
+    if not isinstance(first, bytes):
+        raise BadInputError(f"{name}: the file object gives text, not bytes; open it with 'rb'.")
+    if not first:
         raise BadInputError(f"{name}: the file object is empty (0 bytes left to read).")
     source.seek(pos)
     return source
@@ -117,7 +123,8 @@ def _open(source: str | os.PathLike | bytes | BinaryIO, name: str) -> Image.Imag
 
 
 def _from_array(array: np.ndarray, name: str) -> Image.Image:
-    """(H, W), (H, W, 1|3|4) uint8, or float in [0, 1] -> PIL image."""
+    """(H, W), (H, W, 1|3|4) uint8 (or uint16, 0 .. 65535; other integers holding
+    0 .. 255; bool), or float in [0, 1] -> PIL image."""
     arr = np.asarray(array)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
@@ -130,6 +137,16 @@ def _from_array(array: np.ndarray, name: str) -> Image.Image:
         return Image.fromarray(arr)
     if arr.dtype.kind not in "fiub":
         raise BadInputError(f"{name}: array of {arr.dtype} is no image; use uint8 or float.")
+    if arr.dtype == np.uint16:
+        arr = arr / 65535.0
+    elif arr.dtype.kind in "iu":
+        low, high = int(arr.min()), int(arr.max())
+        if low < 0 or high > 255:
+            raise BadInputError(
+                f"{name}: an array of {arr.dtype} with values {low} .. {high}; integer arrays "
+                "must hold 0 .. 255 (uint16: 0 .. 65535). Convert it, e.g. to floats in [0, 1]."
+            )
+        return Image.fromarray(arr.astype(np.uint8))
     arr = arr.astype(np.float64)
     if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
         raise BadInputError(f"{name}: float arrays must hold finite values in [0, 1].")
@@ -223,6 +240,12 @@ def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
 
 def check_tensor(t: torch.Tensor, name: str = "image") -> torch.Tensor:
     """A (1, 3, H, W) or (3, H, W) float image in [0, 1] -> (1, 3, H, W) float32 on the CPU."""
+    if t.device.type == "meta":
+        raise BadInputError(f"{name}: a tensor on the 'meta' device holds no values; give one "
+                            "with pixels (on the CPU or a GPU).")  # fmt: skip
+    if not (t.is_floating_point() or t.dtype == torch.bool):
+        raise BadInputError(f"{name}: a {t.dtype} tensor; images are floats in [0, 1] (for "
+                            "0 .. 255 values: tensor.float() / 255).")  # fmt: skip
     t = t.detach().float().cpu()
     if t.dim() == 3:
         t = t.unsqueeze(0)

@@ -29,11 +29,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import BadInputError
+from .errors import BadInputError, NSTError
 
 # px: the smallest image side the networks take. Reflection padding must be smaller than what
 # it pads: 4 px around a 9x9 conv, 1 px around a 3x3 conv at a quarter of the (padded) size.
 MIN_SIDE = 5
+# Bounds of the settings (a model file's are read from the file): 4 times the paper's sizes
+# (channels 128, 5 blocks, 9x9 kernels) and more, yet small enough that no setting alone
+# can ask for more memory than a laptop has (512 channels and 32 blocks: ~150 M weights).
+MAX_CHANNELS = 512
+MAX_BLOCKS = 32
+MAX_KERNEL = 15
 NORMS = ("none", "batch", "instance")
 UPSAMPLE_MODES = ("nearest", "transposed")
 OUTPUTS = ("linear", "tanh")
@@ -44,9 +50,11 @@ def _check_choice(name: str, value: object, choices: Sequence[str]) -> None:
         raise BadInputError(f"{name}={value!r} is not supported; use one of {list(choices)}.")
 
 
-def _check_count(name: str, value: object, least: int) -> int:
+def _check_count(name: str, value: object, least: int, most: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
         raise BadInputError(f"{name}={value!r}: give a whole number >= {least}.")
+    if most is not None and value > most:
+        raise BadInputError(f"{name}={value!r}: give a whole number from {least} to {most}.")
     return value
 
 
@@ -143,17 +151,38 @@ class UpsampleLayer(nn.Sequential):
         super().__init__(*layers, nn.ReLU(inplace=True))
 
 
-def check_images(images: object, who: str, min_side: int = MIN_SIDE) -> torch.Tensor:
-    """``images`` if it is an (N, 3, H, W) tensor with H, W >= ``min_side``; else
-    BadInputError naming ``who``."""
+def check_images(
+    images: object, who: str, min_side: int = MIN_SIDE, *, values: bool = False
+) -> torch.Tensor:
+    """``images`` if it is an (N, 3, H, W) tensor, N >= 1, with H, W >= ``min_side``, that
+    holds values (not on the ``meta`` device); else BadInputError naming ``who``.
+    ``values=True`` also checks the values: floats, finite, in [0, 1] (one pass over them)."""
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise BadInputError(f"{who} takes (N, 3, H, W) image tensors; got {shape}.")
+    if images.shape[0] == 0:
+        raise BadInputError(f"{who}: an empty batch (N = 0); give at least one image.")
+    if images.device.type == "meta":
+        raise BadInputError(f"{who}: the images are on the 'meta' device, which holds no "
+                            "values; give a tensor with pixels (CPU or GPU).")  # fmt: skip
     if min(images.shape[-2:]) < min_side:
         raise BadInputError(
             f"{who} needs images of at least {min_side}x{min_side} px; got "
             f"{tuple(images.shape[-2:])}. Resize the image up first."
         )
+    if values:
+        if not images.is_floating_point():
+            raise BadInputError(
+                f"{who}: a {images.dtype} tensor; images are floats in [0, 1] (for 0 .. 255 "
+                "values: images.float() / 255, or load them with nst_utils.as_tensor)."
+            )
+        if not torch.isfinite(images).all():
+            raise BadInputError(f"{who}: the images hold NaN or infinite values.")
+        low, high = images.min().item(), images.max().item()
+        if low < -1e-3 or high > 1 + 1e-3:
+            raise BadInputError(
+                f"{who}: image values lie in [{low:.4g}, {high:.4g}]; give RGB in [0, 1]."
+            )
     return images
 
 
@@ -206,10 +235,10 @@ class TransformerNet(nn.Module):
             raise BadInputError(
                 f"channels={channels!r}: give three whole numbers, e.g. (32, 64, 128)."
             )
-        c1, c2, c3 = (_check_count("channels", c, 1) for c in channels)
-        _check_count("blocks", blocks, 0)
+        c1, c2, c3 = (_check_count("channels", c, 1, MAX_CHANNELS) for c in channels)
+        _check_count("blocks", blocks, 0, MAX_BLOCKS)
         _check_choice("upsample", upsample, UPSAMPLE_MODES)
-        if _check_count("outer_kernel", outer_kernel, 1) % 2 == 0:
+        if _check_count("outer_kernel", outer_kernel, 1, MAX_KERNEL) % 2 == 0:
             raise BadInputError(f"outer_kernel={outer_kernel}: use an odd size such as 9.")
         self._kwargs = {
             "channels": [c1, c2, c3],
@@ -265,6 +294,13 @@ class TransformerNet(nn.Module):
 # 1/8.6 in ONNX Runtime (medians of alternating runs). Depthwise-separable candidates
 # (16-32-64 or 8-16-64 channels) had fewer parameters but ran slower.
 LITE: dict = {"channels": (8, 16, 32), "blocks": 3}
+# The TransformerNet sizes every method offers: channels at full, 1/2 and 1/4 resolution,
+# residual blocks. Parameters: lite 71,251; medium 276,131; paper (Johnson et al.'s) 1,677,635.
+SIZES: dict[str, dict] = {
+    "lite": LITE,
+    "medium": {"channels": (16, 32, 64), "blocks": 3},
+    "paper": {"channels": (32, 64, 128), "blocks": 5},
+}
 
 
 class SuperResolutionNet(nn.Module):
@@ -296,8 +332,8 @@ class SuperResolutionNet(nn.Module):
             raise BadInputError(f"scale={scale!r} is not supported; use 2, 4 or 8.")
         _check_choice("norm", norm, NORMS)
         _check_choice("upsample", upsample, UPSAMPLE_MODES)
-        _check_count("channels", channels, 1)
-        _check_count("blocks", blocks, 0)
+        _check_count("channels", channels, 1, MAX_CHANNELS)
+        _check_count("blocks", blocks, 0, MAX_BLOCKS)
         self._kwargs = {
             "scale": scale,
             "norm": norm,
@@ -495,10 +531,18 @@ def infer(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Apply ``net`` to (N, 3, H, W) images in [0, 1]; returns its output clamped to [0, 1].
 
     Runs under ``torch.inference_mode`` on the network's device; the result is an ordinary
-    tensor (it can be changed in place) on the input's device.
+    tensor (it can be changed in place) on the input's device. The images are checked first
+    (:func:`check_images`: float, finite, in [0, 1], N >= 1); an output that holds NaN or
+    infinite values (damaged weights) raises :class:`NSTError` instead of clamping to black.
     """
-    check_images(images, "infer")
+    check_images(images, "infer", values=True)
     reference = next(net.parameters(), images)
     with torch.inference_mode():
         y = net(images.to(reference.device, reference.dtype))
+        finite = bool(torch.isfinite(y).all())
+    if not finite:
+        raise NSTError(
+            "infer: the network's output holds NaN or infinite values for images in [0, 1]: "
+            "its weights are damaged (or training diverged); train or copy it again."
+        )
     return y.clamp(0, 1).to(images.device)  # outside inference mode: an ordinary tensor

@@ -102,10 +102,18 @@ def _check_font_size(font_size: int | tuple[int, int], size: tuple[int, int]) ->
     return low, high
 
 
+MAX_STRENGTH = 100  # degradation strengths from 0 up to (not including) this
+
+
 def _check_scale(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 100:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 <= value < MAX_STRENGTH
+    ):
         raise BadInputError(
-            f"{name} must be a number >= 0 (1 is the default level), got {value!r}."
+            f"{name} must be a number from 0 to below {MAX_STRENGTH} (1 is the default "
+            f"level), got {value!r}."
         )
     return float(value)
 

@@ -40,9 +40,27 @@ from .files import check_output
 from .images import ImageLike, as_tensor
 from .losses import PerceptualLoss, total_variation
 from .models import VGGFeatures, _check_arch, layer_names
-from .networks import NORMS, UPSAMPLE_MODES, SuperResolutionNet, check_images, infer
+from .networks import (
+    MAX_BLOCKS,
+    MAX_CHANNELS,
+    NORMS,
+    UPSAMPLE_MODES,
+    SuperResolutionNet,
+    _check_count,
+    check_images,
+    infer,
+)
 from .options import option
-from .training import TrainingConfig, TrainResult, fit, initialized, save_trained
+from .training import (
+    TrainingConfig,
+    TrainResult,
+    check_data_folder,
+    fit,
+    identify_data,
+    initialized,
+    save_trained,
+    start_run,
+)
 
 KIND = "super_resolution"
 SCALES = (2, 4, 8)
@@ -133,6 +151,8 @@ class SuperResolutionConfig(TrainingConfig):
             raise BadInputError(f"content_layers: unknown {arch.upper()} layer(s) {unknown}.")
         if self.loss == "feature" and not any(w > 0 for w in self.content_layers.values()):
             raise BadInputError("loss='feature' needs at least one content layer with weight > 0.")
+        if self.loss == "feature":
+            self.check_layers_fit(self.content_layers, arch)
         if (
             isinstance(self.crop_tries, bool)
             or not isinstance(self.crop_tries, int)
@@ -143,6 +163,12 @@ class SuperResolutionConfig(TrainingConfig):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0 <= value < float("inf")):
                 raise BadInputError(f"{name} must be finite and >= 0, got {value!r}.")
+        if not (self.content_weight or self.consistency_weight or self.tv_weight):
+            raise BadInputError(
+                "content_weight, consistency_weight and tv_weight are all 0: nothing to train."
+            )
+        _check_count("channels", self.channels, 1, MAX_CHANNELS)
+        _check_count("blocks", self.blocks, 0, MAX_BLOCKS)
 
 
 def build_network(config: SuperResolutionConfig) -> SuperResolutionNet:
@@ -338,8 +364,13 @@ def train(
     config.check()
     output = check_output(output, suffixes=MODEL_SUFFIXES, what="output")
     run_dir = output.with_suffix(".run") if run_dir is None else run_dir
-    if isinstance(data, (str, os.PathLike)):
-        data = PhotoFolder(data, crop_size=config.crop_size, seed=config.seed)
+    folder = data if isinstance(data, (str, os.PathLike)) else None
+    if folder is not None:
+        check_data_folder(folder)
+        data = PhotoFolder(folder, crop_size=config.crop_size, seed=config.seed)
+    inputs = {"--data": identify_data(data)}
+    run_dir = start_run(run_dir, output, config, kind=KIND, resume=resume, data_folder=folder,
+                        inputs=inputs)  # fmt: skip
     if config.crop_tries > 1:
         data = DetailedCrops(data, config.crop_tries, config.scale, config.blur_sigma)
     device = pick_device(config.device)
@@ -360,7 +391,8 @@ def train(
         return make_grid(torch.cat(rows), nrow=len(fixed), padding=2).unsqueeze(0)
 
     result = fit(net, loss_step, data, config, kind=KIND, run_dir=run_dir, resume=resume,
-                 sample=sample, callback=callback, progress=progress)  # fmt: skip
+                 extra={"inputs": inputs}, sample=sample, callback=callback,
+                 progress=progress)  # fmt: skip
     save_trained(output, _float16_copy(net), result, kind=KIND, config=config,
                  data=_describe_data(data), weights_dtype="float16")  # fmt: skip
     return net, result

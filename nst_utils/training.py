@@ -16,12 +16,14 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import hashlib
 import io
 import math
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +39,10 @@ from .checkpoints import read_file, save_checkpoint, save_model
 from .datasets import StepBatches
 from .device import check_seed, pick_device
 from .errors import BadInputError, CheckpointError, DivergenceError
-from .files import atomic_write
+from .files import atomic_write, find_files, remove_stale_partials
+from .gatys import layers_min_side
 from .images import save_image
+from .networks import _check_count
 from .options import option
 
 LossStep = Callable[[nn.Module, Any], dict[str, torch.Tensor]]
@@ -46,6 +50,8 @@ CHECKPOINT = "checkpoint.pth"
 PRECISIONS = ("auto", "float32", "bfloat16")
 # settings a resumed run may change without changing what it computes
 RESUMABLE = {"steps", "log_every", "sample_every", "checkpoint_every", "workers", "device"}
+MAX_CROP = 1024  # px: four times the paper's 256; a batch of larger crops fills a GPU's memory
+MAX_STEP_PIXELS = 2**24  # pixels in one step's crops: 256 crops of 256 px (the paper: 4)
 
 
 @dataclass
@@ -75,7 +81,26 @@ class TrainingConfig:
                 raise BadInputError(f"{name} must be a whole number >= 0, got {value!r}.")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise BadInputError(f"lr must be a positive number, got {self.lr!r}.")
+        _check_count("crop_size", self.crop_size, 1, MAX_CROP)
+        if self.batch_size * self.crop_size**2 > MAX_STEP_PIXELS:
+            raise BadInputError(
+                f"batch_size={self.batch_size} crops of crop_size={self.crop_size} px are "
+                f"{self.batch_size * self.crop_size**2 / 1e6:.0f} M pixels a step; the limit is "
+                f"{MAX_STEP_PIXELS / 1e6:.1f} M (e.g. 256 crops of 256 px). Lower one of them."
+            )
         check_seed(self.seed)
+
+    def check_layers_fit(self, layers: Iterable[str], arch: str) -> None:
+        """Refuse a crop_size too small for the deepest of the loss network's ``layers``."""
+        layers = list(layers)
+        if not layers:
+            return
+        need, deepest = layers_min_side(layers, arch)
+        if self.crop_size < need:
+            raise BadInputError(
+                f"crop_size={self.crop_size}: layer {deepest} needs crops of at least {need} px; "
+                "use larger crops or shallower layers."
+            )
 
 
 @dataclass
@@ -101,13 +126,46 @@ class Processes:
         return self.rank == 0
 
 
+TORCHRUN = "torchrun --standalone --nproc_per_node N -m nst_utils train ..."
+
+
+def world_size_from_env() -> int:
+    """The number of processes ``torchrun`` started (WORLD_SIZE; 1 without it), after
+    checking that the environment describes a run ``torchrun`` started: WORLD_SIZE a whole
+    number >= 1 and, for more than one, RANK and LOCAL_RANK in range and MASTER_ADDR,
+    MASTER_PORT set. Anything else is a BadInputError that says how to launch."""
+    text = os.environ.get("WORLD_SIZE", "1").strip()
+    if not text.isdigit() or int(text) < 1:
+        raise BadInputError(
+            f"the environment variable WORLD_SIZE={text!r} is not a whole number >= 1; it is "
+            f"set by torchrun. Unset it for one process, or launch with {TORCHRUN}"
+        )
+    world_size = int(text)
+    if world_size == 1:
+        return 1
+    needed = ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    missing = [k for k in needed if k not in os.environ]
+    ranks = [os.environ.get(k, "0").strip() for k in ("RANK", "LOCAL_RANK")]
+    if missing or not all(r.isdigit() and int(r) < world_size for r in ranks):
+        what = (
+            f"{', '.join(missing)} are not set"
+            if missing
+            else f"RANK={ranks[0]}, LOCAL_RANK={ranks[1]} are no ranks of {world_size}"
+        )
+        raise BadInputError(
+            f"WORLD_SIZE={world_size} is set but {what}: several processes are started by "
+            f"torchrun, which sets them all: {TORCHRUN}; or unset WORLD_SIZE for one process."
+        )
+    return world_size
+
+
 def processes_from_env() -> Processes:
     """Join the process group that ``torchrun`` describes in the environment, if any.
 
     ``torchrun`` sets RANK, WORLD_SIZE and LOCAL_RANK; without them this is one process.
     The backend is NCCL on CUDA GPUs and Gloo otherwise (CPUs).
     """
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    world_size = world_size_from_env()
     if world_size == 1:
         return Processes()
     if not dist.is_initialized():
@@ -203,7 +261,9 @@ def loss_autocast(precision: str, device: torch.device) -> contextlib.AbstractCo
     return torch.autocast(device.type, dtype=torch.bfloat16) if use else contextlib.nullcontext()
 
 
-def _check_resume(record: dict, config: dict[str, Any], path: Path) -> None:
+def _check_resume(
+    record: dict, config: dict[str, Any], path: Path, inputs: dict[str, Any] | None = None
+) -> None:
     changed = {
         k: (record["config"].get(k), v)
         for k, v in config.items()
@@ -214,6 +274,128 @@ def _check_resume(record: dict, config: dict[str, Any], path: Path) -> None:
             f"{path}: cannot resume with other settings ({', '.join(changed)} differ: "
             f"{changed}); use the settings of the first run or start a new run folder."
         )
+    before = record.get("extra", {}).get("inputs")
+    for name, now in (inputs or {}).items():
+        then = before.get(name) if isinstance(before, dict) else None
+        if then is not None and then.get("id") != now["id"]:  # older checkpoints: no record
+            raise CheckpointError(
+                f"{path}: cannot resume with another {name}: the run started with "
+                f"{then.get('what')}, this one has {now['what']}; give the first run's "
+                f"{name}, or start a new run folder."
+            )
+
+
+def _digest(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part)
+    return h.hexdigest()[:16]
+
+
+def identify_image(image: Any, loaded: torch.Tensor) -> dict[str, str]:
+    """What identifies a run's style image (recorded in its checkpoints): a content hash
+    of the file's bytes, or of ``loaded`` (its pixels) when it is no file."""
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image).expanduser()
+        digest = _digest(path.read_bytes())
+        return {"id": digest, "what": f"{path.name} (content {digest[:8]})"}
+    pixels = (loaded.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
+    digest = _digest(str(tuple(pixels.shape)).encode(), pixels.numpy().tobytes())
+    return {"id": digest, "what": f"an image of {pixels.shape[-1]}x{pixels.shape[-2]} px "
+                                  f"(content {digest[:8]})"}  # fmt: skip
+
+
+def identify_data(data: Any) -> dict[str, str]:
+    """What identifies a run's training data (recorded in its checkpoints): for a photo
+    folder, the names and sizes of its photos (so a moved or copied folder still resumes,
+    another or changed one does not); for another dataset, its type and length."""
+    root = getattr(data, "root", None)
+    files = getattr(data, "files", None)
+    if root is None or files is None:
+        size = len(data) if hasattr(data, "__len__") else "?"
+        return {"id": f"{type(data).__name__}:{size}",
+                "what": f"a {type(data).__name__} of {size} samples"}  # fmt: skip
+    listing = "\n".join(f"{p.relative_to(root).as_posix()}:{p.stat().st_size}" for p in files)
+    return {"id": _digest(listing.encode()), "what": f"{len(files)} photos in {root}"}
+
+
+def check_data_folder(folder: str | os.PathLike) -> None:
+    """Before a photo folder is used for training: refuse one that cannot be read, and warn
+    (one line each) about sub-folders that cannot be read, whose photos are left out."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        return  # PhotoFolder says what it is instead
+    _, unreadable = find_files(folder, ())
+    for sub, reason in unreadable:
+        warnings.warn(f"{sub}: cannot read this folder ({reason}); its photos are left out.",
+                      stacklevel=2)  # fmt: skip
+
+
+def _refuse_replacing(checkpoint: Path, resume: bool) -> None:
+    if not resume and checkpoint.exists():
+        raise CheckpointError(
+            f"{checkpoint.parent} holds the checkpoint of an earlier run, which a new run "
+            "would replace: continue it with --resume (resume=True), or choose another "
+            "--run-dir (or output name)."
+        )
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    path, folder = path.expanduser().resolve(), folder.expanduser().resolve()
+    return path == folder or folder in path.parents
+
+
+def start_run(
+    run_dir: str | os.PathLike,
+    output: Path,
+    config: TrainingConfig,
+    *,
+    kind: str,
+    resume: bool,
+    data_folder: str | os.PathLike | None = None,
+    inputs: dict[str, dict[str, str]] | None = None,
+) -> Path:
+    """Check a training run's folder before any work starts; return it as a Path.
+
+    Refuses, naming the paths: a run folder that is a file, is the output or would hold it
+    (``checkpoint.pth``, ``log.csv``), or lies in the training photos ``data_folder`` (the
+    sample pictures would become training photos); a checkpoint of an earlier run without
+    ``resume`` (it would be replaced); ``resume`` without a checkpoint, or with one of
+    another kind, other settings or other ``inputs`` (:func:`identify_image`,
+    :func:`identify_data`); a bad torchrun environment. Deletes partial files that killed
+    runs left in the folder (:func:`nst_utils.files.remove_stale_partials`).
+    """
+    run_dir = Path(run_dir).expanduser()
+    checkpoint = run_dir / CHECKPOINT
+    if run_dir.exists() and not run_dir.is_dir():
+        raise BadInputError(f"--run-dir {run_dir} is a file; give a folder (default: the "
+                            "output's name with .run).")  # fmt: skip
+    if output.resolve().parent == run_dir.resolve() and output.name in (CHECKPOINT, "log.csv"):
+        raise BadInputError(f"--output {output} would replace the run's own {output.name} "
+                            f"in --run-dir {run_dir}; choose another output name.")  # fmt: skip
+    if _inside(run_dir, output):
+        raise BadInputError(f"--run-dir {run_dir} is the output file {output}; choose another "
+                            "folder (default: the output's name with .run).")  # fmt: skip
+    if data_folder is not None and _inside(run_dir, Path(data_folder)):
+        raise BadInputError(
+            f"--run-dir {run_dir} lies in the training photos --data {data_folder}: its sample "
+            "pictures would become training photos. Choose a folder outside it (the default "
+            "is the output's name with .run)."
+        )
+    world_size_from_env()
+    _refuse_replacing(checkpoint, resume)
+    if resume:
+        if not checkpoint.exists():
+            raise BadInputError(f"--resume: {run_dir} holds no checkpoint ({CHECKPOINT}) to "
+                                "continue; start without --resume.")  # fmt: skip
+        record = read_file(checkpoint, kind)
+        if record.get("file") != "checkpoint":
+            raise CheckpointError(f"{checkpoint}: a model file, not a checkpoint; cannot resume.")
+        _check_resume(record, dataclasses.asdict(config), checkpoint, inputs)
+    if os.environ.get("RANK", "0").strip() in ("", "0"):
+        for folder in (run_dir, run_dir / "samples"):
+            remove_stale_partials(folder)
+    return run_dir
 
 
 def _write_log(path: Path, history: list[dict[str, float]], log_every: int) -> None:
@@ -252,12 +434,15 @@ def fit(
     ``sample_every`` steps; ``callback(step, terms)`` sees the loss every ``log_every``
     steps (a notebook's live plot). Returns the history of every step. A NaN or infinite
     loss stops with :class:`DivergenceError`; Ctrl-C re-raises ``KeyboardInterrupt`` after
-    the checkpoint is written.
+    the checkpoint is written. ``extra["inputs"]`` (what identifies the data and images
+    the run trains on) must match the checkpoint's when resuming. Without ``resume``, a
+    checkpoint already in ``run_dir`` is refused (a new run would replace it).
     """
     config.check()
     settings = dataclasses.asdict(config)
     run_dir = Path(run_dir).expanduser()
     checkpoint = run_dir / CHECKPOINT
+    _refuse_replacing(checkpoint, resume)
     procs = processes_from_env()
     if procs.world_size > 1 and config.batch_size % procs.world_size:
         raise BadInputError(
@@ -278,7 +463,7 @@ def fit(
         record = read_file(checkpoint, kind)
         if record.get("file") != "checkpoint":
             raise CheckpointError(f"{checkpoint}: a model file, not a checkpoint; cannot resume.")
-        _check_resume(record, settings, checkpoint)
+        _check_resume(record, settings, checkpoint, (extra or {}).get("inputs"))
         net.load_state_dict(record["state_dict"])
         optimizer.load_state_dict(record["optimizer"])
         start, history = record["step"], list(record["history"])
