@@ -37,7 +37,17 @@ KIND_NAMES = {
     "fast_style": "fast style transfer model (nst train / nst transform)",
     "super_resolution": "super-resolution model (nst train-sr / nst enhance)",
     "document": "document enhancement model (nst train-document / nst enhance)",
+    "multistyle": "multi-style model (nst train-multistyle / nst transform)",
+    "adain": "AdaIN any-style model (nst train-adain / nst transform)",
 }
+
+
+def kind_phrase(kinds: str | tuple[str, ...] | None) -> str:
+    """``"a fast style transfer model (...)"``, ``"an AdaIN ..."``; several kinds joined
+    by "or": how messages name what a file is and what is needed."""
+    kinds = (kinds,) if isinstance(kinds, str) or kinds is None else kinds
+    names = [KIND_NAMES.get(k, repr(k)) for k in kinds]
+    return " or ".join(("an " if n[:1].lower() in "aeiou" else "a ") + n for n in names)
 
 
 def _save(path: str | os.PathLike, record: dict[str, Any]) -> Path:
@@ -134,9 +144,8 @@ def read_file(path: str | os.PathLike, kind: str | tuple[str, ...] | None = None
         )
     kinds = (kind,) if isinstance(kind, str) else kind
     if kinds is not None and record.get("kind") not in kinds:
-        found = KIND_NAMES.get(record.get("kind"), repr(record.get("kind")))
-        needed = " or a ".join(KIND_NAMES.get(k, k) for k in kinds)
-        raise CheckpointError(f"{path} is a {found}, but a {needed} is needed here.")
+        found, needed = kind_phrase(record.get("kind")), kind_phrase(kinds)
+        raise CheckpointError(f"{path} is {found}, but {needed} is needed here.")
     missing = [k for k in ("network", "state_dict", "config") if k not in record]
     if missing:
         raise CheckpointError(f"{path}: the file lacks {missing}; it is damaged.")

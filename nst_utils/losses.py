@@ -132,6 +132,12 @@ class PerceptualLoss(nn.Module):
     ``forward`` returns the weighted terms ``{"content", "style", "tv"}``, plus ``"stats"``
     when stats layers are given (terms with weight 0 are zero tensors and cost nothing);
     their sum is the loss.
+
+    Per-sample targets, for networks trained on many styles at once (conditional instance
+    norm, AdaIN): ``forward(..., grams=..., stats=...)`` replaces the fixed style targets
+    for one call, with one target per image of the batch; ``content`` may be target
+    features instead of images (AdaIN's content target is a feature map). A per-sample
+    target is made relative per sample, like content, so a batch split changes nothing.
     """
 
     def __init__(
@@ -218,20 +224,52 @@ class PerceptualLoss(nn.Module):
     def _scale(self, target: torch.Tensor, per_image: bool = False) -> torch.Tensor | float:
         if not self.relative:
             return 1.0
-        if per_image:  # (N, 1, 1, 1): one scale per image, so a batch split changes nothing
-            return target.pow(2).mean(dim=(1, 2, 3), keepdim=True).clamp(min=1e-12)
+        if per_image:  # (N, 1, ...): one scale per image, so a batch split changes nothing
+            dims = tuple(range(1, target.dim()))
+            return target.pow(2).mean(dim=dims, keepdim=True).clamp(min=1e-12)
         return target.pow(2).mean().clamp(min=1e-12)
 
+    def _target_term(self, value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """MSE(value, target), relative: a batch-1 target broadcasts and is scaled as a
+        whole; a per-sample target (one per image) is scaled per sample."""
+        if target.shape[0] == 1:
+            return F.mse_loss(value, target.expand_as(value)) / self._scale(target)
+        return ((value - target).pow(2) / self._scale(target, per_image=True)).mean()
+
     def forward(
-        self, image: torch.Tensor, content: torch.Tensor | None = None
+        self,
+        image: torch.Tensor,
+        content: torch.Tensor | Mapping[str, torch.Tensor] | None = None,
+        *,
+        grams: Mapping[str, torch.Tensor] | None = None,
+        stats: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Weighted terms for ``image`` (N, 3, H, W) in [0, 1]; ``content`` (N, 3, H, W) or
-        None for the targets fixed by :meth:`set_content`."""
-        if self.style_weight and not self.grams or self.stats_weight and not self.stats:
+        """Weighted terms for ``image`` (N, 3, H, W) in [0, 1].
+
+        ``content``: (N, 3, H, W) images, or their target features ``{layer: (N, C, h,
+        w)}`` for every content layer, or None for the targets fixed by :meth:`set_content`.
+        ``grams`` (``{layer: (N, C, C)}``) and ``stats`` (``{layer: (mean, std)}``, each
+        (N, C)): style targets for this call, one per image (or batch 1), in place of those
+        :meth:`set_style` fixed.
+        """
+        grams = self.grams if grams is None else grams
+        stats = self.stats if stats is None else stats
+        if self.style_weight and not grams or self.stats_weight and not stats:
             raise BadInputError("call set_style(...) before using a loss with style terms.")
+        for name, target in [*grams.items(), *((n, pair[0]) for n, pair in stats.items())]:
+            if target.shape[0] not in (1, image.shape[0]):
+                raise BadInputError(
+                    f"style target of {name} has batch size {target.shape[0]}; give 1 or one "
+                    f"per image ({image.shape[0]})."
+                )
         layers = list(dict.fromkeys([*self.content_layers, *self.style_layers, *self.stats_layers]))
         targets = self.content_targets
-        if self.content_weight and content is not None:
+        if self.content_weight and isinstance(content, Mapping):
+            missing = [n for n in self.content_layers if n not in content]
+            if missing:
+                raise BadInputError(f"content targets lack the content layers {missing}.")
+            targets = content
+        elif self.content_weight and content is not None:
             if content.shape != image.shape:
                 raise BadInputError(
                     f"content {tuple(content.shape)} and image {tuple(image.shape)} must have "
@@ -253,15 +291,12 @@ class PerceptualLoss(nn.Module):
         if self.style_weight:
             for name, weight in self.style_layers.items():
                 gram = gram_matrix(feats[name], self.gram_normalize)
-                target = self.grams[name]
-                loss = F.mse_loss(gram, target.expand_as(gram)) / self._scale(target)
-                style_term = style_term + weight * loss
+                style_term = style_term + weight * self._target_term(gram, grams[name])
         if self.stats_weight:
             for name, weight in self.stats_layers.items():
                 mean, std = feature_stats(feats[name])
-                t_mean, t_std = self.stats[name]
-                loss = F.mse_loss(mean, t_mean.expand_as(mean)) / self._scale(t_mean)
-                loss = loss + F.mse_loss(std, t_std.expand_as(std)) / self._scale(t_std)
+                t_mean, t_std = stats[name]
+                loss = self._target_term(mean, t_mean) + self._target_term(std, t_std)
                 stats_term = stats_term + weight * loss
         tv = total_variation(image.float()) if self.tv_weight else zero
         terms = {

@@ -17,6 +17,7 @@ activation: their outputs are meant to lie in [0, 1] and :func:`infer` clamps th
 from __future__ import annotations
 
 import copy
+import importlib
 import inspect
 import math
 import os
@@ -366,10 +367,41 @@ class SuperResolutionNet(nn.Module):
         return y
 
 
-NETWORKS: dict[str, type[nn.Module]] = {
-    "transformer": TransformerNet,
-    "super_resolution": SuperResolutionNet,
-}
+class _Registry(dict):
+    """A dict of network classes whose entries may be given as ``"module:Class"`` (relative
+    to this package): imported on first use, so a method module that imports this one can
+    register its network here without an import cycle."""
+
+    def __getitem__(self, name: str) -> type[nn.Module]:
+        value = super().__getitem__(name)
+        if isinstance(value, str):
+            module, _, attribute = value.partition(":")
+            value = getattr(importlib.import_module(module, __package__), attribute)
+            self[name] = value
+        return value
+
+    def get(self, name: str, default: object = None) -> object:
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    def values(self) -> list[type[nn.Module]]:  # type: ignore[override]
+        return [self[name] for name in self]
+
+    def items(self) -> list[tuple[str, type[nn.Module]]]:  # type: ignore[override]
+        return [(name, self[name]) for name in self]
+
+
+# spec name -> network class: what build_network (and so every model file) can rebuild
+NETWORKS: dict[str, type[nn.Module]] = _Registry(
+    {
+        "transformer": TransformerNet,
+        "super_resolution": SuperResolutionNet,
+        "multistyle_transformer": ".multistyle:MultiStyleNet",  # conditional instance norm
+        "adain_decoder": ".adain:Decoder",  # AdaIN's decoder (its encoder is a VGG)
+    }
+)
 
 
 def build_network(spec: dict) -> nn.Module:

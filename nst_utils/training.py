@@ -23,7 +23,7 @@ import os
 import signal
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +36,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from .checkpoints import read_file, save_checkpoint, save_model
+from .config import weights_setting
 from .datasets import StepBatches
 from .device import check_seed, pick_device
 from .errors import BadInputError, CheckpointError, DivergenceError
@@ -60,7 +61,9 @@ class TrainingConfig:
 
     steps: int = option(2000, "training steps (one batch each)")
     batch_size: int = option(4, "images per step, all processes together (paper: 4)")
-    crop_size: int = option(256, "side of the square training crops, px (paper: 256)")
+    crop_size: int = option(
+        256, "side of the square training crops, px (paper: whole photos at 256 x 256)"
+    )
     lr: float = option(1e-3, "Adam learning rate (paper: 1e-3)")
     seed: int = option(0, "seed of the network's initialisation and of the crops")
     log_every: int = option(10, "record the loss every N steps")
@@ -305,6 +308,23 @@ def identify_image(image: Any, loaded: torch.Tensor) -> dict[str, str]:
                                   f"(content {digest[:8]})"}  # fmt: skip
 
 
+def weights_file(weights: str | os.PathLike | None) -> Path | None:
+    """The VGG weights file a run reads (``weights``, else ``NST_WEIGHTS``), or None for
+    "imagenet" and "random": an input no output may replace."""
+    spec = str(weights) if weights is not None else weights_setting()
+    return None if spec in ("imagenet", "random") else Path(spec).expanduser()
+
+
+def identify_images(images: Sequence[Any], loaded: Sequence[torch.Tensor]) -> dict[str, str]:
+    """What identifies a run's list of style images, in order (their place is their
+    index): :func:`identify_image` of each, combined into one id."""
+    each = [identify_image(image, t) for image, t in zip(images, loaded, strict=True)]
+    digest = _digest(*(e["id"].encode() for e in each))
+    names = [Path(i).name if isinstance(i, (str, os.PathLike)) else "an image" for i in images]
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return {"id": digest, "what": f"{len(each)} style images ({shown}; content {digest[:8]})"}
+
+
 def identify_data(data: Any) -> dict[str, str]:
     """What identifies a run's training data (recorded in its checkpoints): for a photo
     folder, the names and sizes of its photos (so a moved or copied folder still resumes,
@@ -354,12 +374,14 @@ def start_run(
     resume: bool,
     data_folder: str | os.PathLike | None = None,
     inputs: dict[str, dict[str, str]] | None = None,
+    other_folders: Mapping[str, str | os.PathLike] | None = None,
 ) -> Path:
     """Check a training run's folder before any work starts; return it as a Path.
 
     Refuses, naming the paths: a run folder that is a file, is the output or would hold it
-    (``checkpoint.pth``, ``log.csv``), or lies in the training photos ``data_folder`` (the
-    sample pictures would become training photos); a checkpoint of an earlier run without
+    (``checkpoint.pth``, ``log.csv``), or lies in the training photos ``data_folder`` or in
+    one of ``other_folders`` (``{option: folder}``, e.g. a folder of style images): the
+    sample pictures would become training images; a checkpoint of an earlier run without
     ``resume`` (it would be replaced); ``resume`` without a checkpoint, or with one of
     another kind, other settings or other ``inputs`` (:func:`identify_image`,
     :func:`identify_data`); a bad torchrun environment. Deletes partial files that killed
@@ -382,6 +404,13 @@ def start_run(
             "pictures would become training photos. Choose a folder outside it (the default "
             "is the output's name with .run)."
         )
+    for flag, folder in (other_folders or {}).items():
+        if _inside(run_dir, Path(folder)):
+            raise BadInputError(
+                f"--run-dir {run_dir} lies in {flag} {folder}: its sample pictures would "
+                "become training images. Choose a folder outside it (the default is the "
+                "output's name with .run)."
+            )
     world_size_from_env()
     _refuse_replacing(checkpoint, resume)
     if resume:
