@@ -29,7 +29,10 @@ from nst_utils.superres import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = {loss: ROOT / "models" / f"sr_x4_{loss}.pth" for loss in ("feature", "pixel")}
+SHIPPED = {
+    scale: {loss: ROOT / "models" / f"sr_x{scale}_{loss}.pth" for loss in ("feature", "pixel")}
+    for scale in (4, 8)
+}
 
 
 def tiny_config(**changes) -> SuperResolutionConfig:
@@ -229,22 +232,23 @@ def test_rgb_to_y_is_bt601_studio_range():
     assert rgb_to_y(green).item() == pytest.approx((16 + 128.553) / 255)
 
 
-@pytest.mark.skipif(
-    not all(p.is_file() for p in SHIPPED.values()),
-    reason="the shipped models are made by the commands in models/README",
-)
-def test_shipped_models_beat_bicubic_on_a_held_out_photo():
+@pytest.mark.parametrize("scale", sorted(SHIPPED))
+def test_shipped_models_beat_bicubic_on_a_held_out_photo(scale):
     from nst_utils import as_tensor, data_path
 
-    hr = crop_to_multiple(as_tensor(data_path("content", "coffee.jpg"), 256), 4)
-    lr = degrade(hr, 4)
-    base = psnr(bicubic(lr, 4), hr, border=4).item()
-    for loss, path in SHIPPED.items():
+    if not all(p.is_file() for p in SHIPPED[scale].values()):
+        pytest.skip("the shipped models are made by the commands in models/README")
+    hr = crop_to_multiple(as_tensor(data_path("content", "coffee.jpg"), 256), scale)
+    lr = degrade(hr, scale)
+    base = psnr(bicubic(lr, scale), hr, border=scale).item()
+    for loss, path in SHIPPED[scale].items():
         assert path.stat().st_size < 1_000_000, f"{path.name} is larger than 1 MB"
         net, record = load(path)
-        assert record["config"]["scale"] == 4 and record["config"]["loss"] == loss
-        score = psnr(upscale(net, lr), hr, border=4).item()
+        assert record["config"]["scale"] == scale and record["config"]["loss"] == loss
+        assert record["extra"]["weights_dtype"] == "float16"
+        assert upscale(net, lr).shape == hr.shape
+        score = psnr(upscale(net, lr), hr, border=scale).item()
         if loss == "pixel":  # trained for PSNR: must beat bicubic at its own game
-            assert score > base + 0.2, (score, base)
+            assert score > base + 0.2, (score, base)  # shipped: +1.08 dB at x4, +0.74 at x8
         else:  # sharper, not closer: only required not to wreck the picture
             assert score > base - 3, (score, base)
