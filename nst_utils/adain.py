@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,15 +50,16 @@ from torchvision.utils import make_grid
 
 from .checkpoints import load_model
 from .color import match_histogram, preserve_luminance
+from .config import weights_setting
 from .datasets import PhotoFolder
 from .device import pick_device
-from .errors import BadInputError, CheckpointError, WeightsError
+from .errors import BadInputError, CheckpointError
 from .fast_style import MODEL_SUFFIXES
 from .files import check_output
 from .images import ImageLike, as_tensor
 from .losses import PerceptualLoss, feature_stats
-from .models import VGG_CONFIGS, VGGFeatures, _check_arch, _conv_shapes, layer_names
-from .networks import NETWORKS, ConvLayer, UpsampleLayer, check_images
+from .models import VGG_CONFIGS, VGGFeatures, _check_arch, layer_names
+from .networks import ConvLayer, UpsampleLayer, check_images
 from .options import option
 from .training import (
     PRECISIONS,
@@ -131,11 +133,6 @@ class Decoder(nn.Sequential):
     def spec(self) -> dict:
         """What :func:`nst_utils.networks.build_network` rebuilds the decoder from."""
         return {"name": NETWORK_NAME, "kwargs": {"arch": self.arch}}
-
-
-# build_network and load_model find the decoder by its spec name. Registered here until
-# nst_utils/networks.py lists it in NETWORKS itself.
-NETWORKS.setdefault(NETWORK_NAME, Decoder)
 
 
 class AdaINNet(nn.Module):
@@ -421,9 +418,49 @@ class AdaINConfig(TrainingConfig):
             )
 
 
-def make_encoder(config: AdaINConfig) -> VGGFeatures:
-    """The frozen VGG of ``config`` up to ``relu4_1``: encoder and loss network at once."""
-    return VGGFeatures([ADAIN_LAYER], arch=config.arch, weights=config.weights)
+VGG_SEED = 0  # the seed of "random" VGG weights, recorded with the model
+
+
+def make_encoder(arch: str, weights: str | os.PathLike | None = None) -> VGGFeatures:
+    """The frozen VGG ``arch`` up to ``relu4_1`` with ``weights`` (default: ``NST_WEIGHTS``):
+    encoder and loss network at once."""
+    return VGGFeatures([ADAIN_LAYER], arch=arch, weights=weights, seed=VGG_SEED)
+
+
+def encoder_identity(encoder: VGGFeatures, weights: str | os.PathLike | None) -> dict[str, str]:
+    """What identifies the VGG weights an encoder was built with (``weights``, else
+    ``NST_WEIGHTS``), as recorded in a model file: ``arch``, ``source`` ("imagenet",
+    "random" or "file"), ``id`` and ``what`` (for messages).
+
+    Random weights are identified by their seed; any other by a content hash of the
+    convolutions the encoder uses (up to ``conv4_1``), so the same weights match in any
+    file layout, and a file that holds the ImageNet weights matches the download."""
+    spec = str(weights) if weights is not None else weights_setting()
+    arch = encoder.arch
+    if spec == "random":
+        return {"arch": arch, "source": "random", "id": f"random:{VGG_SEED}",
+                "what": f"{arch.upper()} random weights (seed {VGG_SEED})"}  # fmt: skip
+    digest = hashlib.sha256()
+    for name, tensor in encoder.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    short = digest.hexdigest()[:16]
+    source = "imagenet" if spec == "imagenet" else "file"
+    shown = "the ImageNet weights" if source == "imagenet" else Path(spec).name
+    return {"arch": arch, "source": source, "id": short,
+            "what": f"{arch.upper()} {shown} (content {short[:8]})"}  # fmt: skip
+
+
+def _how_to_get(identity: dict[str, str]) -> str:
+    """How to get the VGG weights ``identity`` describes, for a message."""
+    if identity.get("source") == "imagenet":
+        return ("unset NST_WEIGHTS or give --weights imagenet (the ImageNet weights download by "
+                "themselves)")  # fmt: skip
+    if identity.get("source") == "random":
+        return "set NST_WEIGHTS=random or give --weights random"
+    hed = (" (the course's trained VGG16 is rebuilt with: python -m nst_utils.hed "
+           "vgg16_hed.pth)") if identity.get("arch") == "vgg16" else ""  # fmt: skip
+    return f"give that file with --weights FILE or NST_WEIGHTS=FILE{hed}"
 
 
 def make_loss(config: AdaINConfig, encoder: VGGFeatures) -> PerceptualLoss:
@@ -449,24 +486,6 @@ class PairedCrops(torch.utils.data.Dataset):
         return self.contents[k], self.styles[k]
 
 
-def _encoder_state(encoder: VGGFeatures) -> dict[str, torch.Tensor]:
-    """The encoder's convs in torchvision's layout (``features.N.weight``), float16."""
-    names = layer_names(encoder.arch)
-    return {f"features.{names.index(name)}.{key}": value.detach().cpu().half()
-            for name, conv in encoder.net.named_children() if name.startswith("conv")
-            for key, value in conv.state_dict().items()}  # fmt: skip
-
-
-def _full_state(stored: dict[str, torch.Tensor], arch: str) -> dict[str, torch.Tensor]:
-    """A stored encoder (up to relu4_1) completed to a whole VGG, as VGGFeatures checks it:
-    the deeper layers, never built, are stand-ins that take no memory."""
-    state = dict(stored)
-    for index, (c_in, c_out) in _conv_shapes(arch).items():
-        state.setdefault(f"features.{index}.weight", torch.ones(()).expand(c_out, c_in, 3, 3))
-        state.setdefault(f"features.{index}.bias", torch.zeros(()).expand(c_out))
-    return state
-
-
 def train(
     config: AdaINConfig,
     styles: str | os.PathLike | torch.utils.data.Dataset,
@@ -483,22 +502,40 @@ def train(
     WikiArt; or a dataset of crops), pair ``k`` being crop ``k`` of each; write the model
     to ``output`` and return ``(network, result)``.
 
-    The model file holds the decoder and the encoder (VGG up to relu4_1), both in float16
-    (VGG19: about 14 MB), so it works whatever ``NST_WEIGHTS`` says. Checkpoints (the
-    decoder in float32, to resume), samples (rows: photos, styles, results) and
-    ``log.csv`` go to ``run_dir`` (default: ``output`` + ``.run``).
+    The model file holds the decoder (float16; VGG19: about 7 MB) and what identifies the
+    encoder's VGG weights (:func:`encoder_identity`), not the encoder itself: :func:`load`
+    rebuilds it from ``NST_WEIGHTS`` (or ``weights=``) and refuses other weights.
+    Checkpoints (the decoder in float32, to resume), samples (rows: photos, styles,
+    results) and ``log.csv`` go to ``run_dir`` (default: ``output`` + ``.run``).
+
+    The run is set up as :func:`nst_utils.fast_style.train` sets up its own: the output is
+    checked before any work and may not be the VGG weights file; a run folder with a
+    checkpoint needs ``resume=True``, which continues exactly and refuses other settings,
+    other photos, other style images or other VGG weights (all content-identified).
     """
+    from .training import check_data_folder, identify_data, start_run, weights_file
+
     if isinstance(styles, (str, os.PathLike)):
         config = dataclasses.replace(config, styles=config.styles or Path(styles).name)
     config.check()
-    output = check_output(output, suffixes=MODEL_SUFFIXES, what="output")
+    output = check_output(output, inputs=[w for w in [weights_file(config.weights)] if w],
+                          suffixes=MODEL_SUFFIXES, what="output")  # fmt: skip
     run_dir = Path(run_dir) if run_dir is not None else output.with_suffix(".run")
-    if isinstance(data, (str, os.PathLike)):
+    folders = {flag: f for flag, f in (("--data", data), ("--styles", styles))
+               if isinstance(f, (str, os.PathLike))}  # fmt: skip
+    for folder in folders.values():
+        check_data_folder(folder)
+    if "--data" in folders:
         data = PhotoFolder(data, crop_size=config.crop_size, seed=config.seed)
-    if isinstance(styles, (str, os.PathLike)):
+    if "--styles" in folders:
         styles = PhotoFolder(styles, crop_size=config.crop_size, seed=config.seed + 1)
+    identity = {"style images": identify_data(styles), "--data": identify_data(data)}
+    styles_folder = {"--styles": folders["--styles"]} if "--styles" in folders else None
+    run_dir = start_run(run_dir, output, config, kind=KIND, resume=resume, inputs=identity,
+                        data_folder=folders.get("--data"), other_folders=styles_folder)  # fmt: skip
     device = pick_device(config.device)
-    encoder = make_encoder(config).to(device)
+    encoder = make_encoder(config.arch, config.weights).to(device)
+    identity["VGG weights"] = encoder_identity(encoder, config.weights)  # checked by fit
     loss = make_loss(config, encoder)
     decoder = initialized(lambda: Decoder(config.arch), config.seed)
     layers = list(dict.fromkeys([*config.style_layers, ADAIN_LAYER]))
@@ -525,25 +562,38 @@ def train(
         return make_grid(torch.cat([*fixed, out]), nrow=3, padding=2).unsqueeze(0)
 
     result = fit(decoder, loss_step, pairs, config, kind=KIND, run_dir=run_dir, resume=resume,
-                 sample=sample, callback=callback, progress=progress)  # fmt: skip
+                 extra={"inputs": identity}, sample=sample, callback=callback,
+                 progress=progress)  # fmt: skip
     what = {k: f"{len(d)} images" + (f" in {d.root.name}" if hasattr(d, "root") else "")
             for k, d in (("data", data), ("style_data", styles))}  # fmt: skip
     save_trained(output, copy.deepcopy(decoder).cpu().half(), result, kind=KIND, config=config,
-                 encoder=_encoder_state(encoder), weights_dtype="float16", **what)  # fmt: skip
+                 encoder=identity["VGG weights"], weights_dtype="float16", **what)  # fmt: skip
     return AdaINNet(encoder, decoder).eval(), result
 
 
-def load(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[AdaINNet, dict]:
-    """A trained AdaIN network (float32, eval mode; its own encoder, whatever
-    ``NST_WEIGHTS`` says) and its record; any other kind of model file is refused by name."""
+def load(
+    path: str | os.PathLike,
+    device: torch.device | str = "cpu",
+    weights: str | os.PathLike | None = None,
+) -> tuple[AdaINNet, dict]:
+    """A trained AdaIN network (float32, eval mode) and its record; any other kind of model
+    file is refused by name. The encoder is rebuilt from ``weights`` (default:
+    ``NST_WEIGHTS``) in the architecture the decoder was trained with; weights other than
+    the ones it was trained with are refused with one line naming both and saying how to
+    get the right ones."""
     decoder, record = load_model(path, KIND, device)
-    try:
-        stored = record["extra"]["encoder"]
-        encoder = VGGFeatures([ADAIN_LAYER], arch=decoder.arch,
-                              weights=_full_state(stored, decoder.arch))  # fmt: skip
-    except (KeyError, TypeError, WeightsError) as err:
+    trained = record["extra"].get("encoder")
+    keys = ("arch", "source", "id", "what")
+    if not (isinstance(trained, dict) and all(isinstance(trained.get(k), str) for k in keys)):
         raise CheckpointError(
-            f"{path}: its encoder is missing or does not fit {decoder.arch.upper()} ({err}); "
-            "the file is damaged: copy or train it again."
-        ) from None
+            f"{path}: the record of its encoder's VGG weights is missing; the file is "
+            "damaged or from an older version: copy or train it again."
+        )
+    encoder = make_encoder(decoder.arch, weights)
+    at_hand = encoder_identity(encoder, weights)
+    if at_hand["id"] != trained["id"]:
+        raise CheckpointError(
+            f"{path}: its decoder was trained with {trained['what']}, but the VGG weights at "
+            f"hand are {at_hand['what']}; {_how_to_get(trained)}."
+        )
     return AdaINNet(encoder.to(device), decoder).eval(), record

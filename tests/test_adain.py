@@ -1,7 +1,9 @@
 """AdaIN (nst_utils.adain) with random VGG16 weights: the layer gives the style's
 statistics, alpha 0 keeps the content, blends and masks are region-wise AdaIN, bad controls
-are refused in one line, training learns, resumes exactly, and a model file carries its own
-encoder."""
+are refused in one line, training learns, resumes exactly (and refuses changed inputs), and
+a model file holds the decoder and the identity of its VGG weights, not the encoder."""
+
+import shutil
 
 import numpy as np
 import pytest
@@ -23,7 +25,7 @@ from nst_utils.adain import (
 )
 from nst_utils.color import match_histogram, preserve_luminance
 from nst_utils.losses import PerceptualLoss, feature_stats
-from nst_utils.models import VGGFeatures
+from nst_utils.models import VGGFeatures, load_vgg_state
 from nst_utils.networks import count_parameters, prepare_for_inference
 from nst_utils.training import initialized
 
@@ -198,9 +200,12 @@ def test_training_loss_falls_and_the_model_file_round_trips(folders, tmp_path, m
     last = np.mean([h["total"] for h in result.history[-5:]])
     assert last < 0.75 * first, (first, last)
     assert (tmp_path / "a.run" / "samples" / "step_000030.png").is_file()
-    monkeypatch.setenv("NST_WEIGHTS", str(tmp_path / "missing.pth"))  # the file has its own
-    loaded, record = load(tmp_path / "a.pth")
+    loaded, record = load(tmp_path / "a.pth", weights="random")
     assert record["config"]["styles"] == "styles" and record["extra"]["weights_dtype"] == "float16"
+    assert all(k.startswith(("0.", "1.", "2.", "3.", "4.", "5.", "6.", "7.", "8."))
+               for k in record["state_dict"])  # the decoder's layers only  # fmt: skip
+    assert record["extra"]["encoder"] == {"arch": "vgg16", "source": "random", "id": "random:0",
+                                          "what": "VGG16 random weights (seed 0)"}  # fmt: skip
     photo, style = torch.rand(1, 3, 40, 36), torch.rand(1, 3, 32, 32)
     assert torch.allclose(stylize_tensor(loaded, photo, style), stylize_tensor(net, photo, style),
                           atol=2e-2)  # fmt: skip
@@ -212,8 +217,79 @@ def test_training_loss_falls_and_the_model_file_round_trips(folders, tmp_path, m
         load(tmp_path / "fast.pth")
     record["kind"], record["extra"] = "adain", {}
     torch.save(record, tmp_path / "no_encoder.pth")
-    with pytest.raises(CheckpointError, match="no_encoder.pth: its encoder is missing"):
+    with pytest.raises(CheckpointError, match="no_encoder.pth: the record of its encoder's VGG"):
         load(tmp_path / "no_encoder.pth")
+
+
+def test_the_encoder_is_rebuilt_from_the_weights_it_was_trained_with(folders, tmp_path):
+    photos, styles = folders
+    vgg_file = tmp_path / "my_vgg16.pth"
+    torch.save(load_vgg_state("vgg16", "random", seed=3), vgg_file)
+    train(tiny_config(steps=1, weights=str(vgg_file)), styles, photos, tmp_path / "f.pth",
+          progress=False)  # fmt: skip
+    copied = tmp_path / "elsewhere" / "copy.pth"  # the same weights in another file
+    copied.parent.mkdir()
+    layout = torch.load(vgg_file, weights_only=True) | {"classifier.0.bias": torch.zeros(4)}
+    torch.save(layout, copied)
+    net, record = load(tmp_path / "f.pth", weights=copied)
+    assert record["extra"]["encoder"]["source"] == "file"
+    assert torch.equal(net.encoder.net.conv1_1.weight,
+                       load_vgg_state("vgg16", "random", seed=3)["features.0.weight"])  # fmt: skip
+    with pytest.raises(CheckpointError) as info:
+        load(tmp_path / "f.pth", weights="random")
+    message = str(info.value)
+    assert "\n" not in message
+    assert "trained with VGG16 my_vgg16.pth (content " in message
+    assert "the VGG weights at hand are VGG16 random weights (seed 0)" in message
+    assert "python -m nst_utils.hed vgg16_hed.pth" in message
+    train(tiny_config(steps=1), styles, photos, tmp_path / "r.pth", progress=False)
+    with pytest.raises(
+        CheckpointError,
+        match=r"trained with VGG16 random weights \(seed 0\), "
+        r"but the VGG weights at hand are VGG16 copy.pth .*NST_WEIGHTS=random",
+    ):
+        load(tmp_path / "r.pth", weights=copied)  # fmt: skip
+
+
+def test_resume_refuses_other_styles_photos_or_vgg_weights(folders, tmp_path, monkeypatch):
+    photos, styles = folders
+    config = tiny_config(steps=3, weights=None)  # NST_WEIGHTS decides: random (conftest)
+    train(config, styles, photos, tmp_path / "m.pth", progress=False)
+    other = tmp_path / "changed" / "styles"  # the same name: only the content differs
+    shutil.copytree(styles, other)
+    Image.new("RGB", (48, 48), "red").save(other / "styles9.png")
+    config = tiny_config(weights=None)
+    for inputs, message in (
+        ((other, photos), "cannot resume with another style images: the run started with 3"),
+        ((styles, other), "cannot resume with another --data"),
+    ):
+        with pytest.raises(CheckpointError, match=message):
+            train(config, *inputs, tmp_path / "m.pth", resume=True, progress=False)
+    vgg_file = tmp_path / "vgg.pth"
+    torch.save(load_vgg_state("vgg16", "random", seed=5), vgg_file)
+    monkeypatch.setenv("NST_WEIGHTS", str(vgg_file))
+    message = r"another VGG weights: the run started with VGG16 random weights \(seed 0\)"
+    with pytest.raises(CheckpointError, match=message):
+        train(config, styles, photos, tmp_path / "m.pth", resume=True, progress=False)
+    assert torch.load(tmp_path / "m.run" / "checkpoint.pth", weights_only=True)["step"] == 3
+
+
+def test_nothing_a_user_gave_is_overwritten(folders, tmp_path):
+    photos, styles = folders
+    vgg_file = tmp_path / "vgg.pth"
+    torch.save(load_vgg_state("vgg16", "random", seed=5), vgg_file)
+    before = vgg_file.read_bytes()
+    with pytest.raises(BadInputError, match="is also an input"):
+        train(tiny_config(weights=str(vgg_file)), styles, photos, vgg_file)
+    with pytest.raises(BadInputError, match="lies in --styles"):
+        train(tiny_config(), styles, photos, tmp_path / "m.pth", run_dir=styles / "run")
+    with pytest.raises(BadInputError, match="lies in the training photos --data"):
+        train(tiny_config(), styles, photos, tmp_path / "m.pth", run_dir=photos / "run")
+    train(tiny_config(steps=1), styles, photos, tmp_path / "m.pth", progress=False)
+    with pytest.raises(CheckpointError, match="holds the checkpoint of an earlier run"):
+        train(tiny_config(steps=1), styles, photos, tmp_path / "m.pth", progress=False)
+    assert vgg_file.read_bytes() == before
+    assert not (styles / "run").exists() and not (photos / "run").exists()
 
 
 def test_resume_continues_bit_for_bit(folders, tmp_path):

@@ -3,6 +3,7 @@ weights: blending is mixing parameters, one style is 04's network, per-sample st
 each style its own loss, bad choices are refused, training learns, resumes exactly and
 its files round-trip."""
 
+import shutil
 from collections import defaultdict
 
 import numpy as np
@@ -14,6 +15,7 @@ from PIL import Image
 from nst_utils import BadInputError, CheckpointError, fast_style
 from nst_utils.datasets import PhotoFolder
 from nst_utils.images import as_tensor
+from nst_utils.models import load_vgg_state
 from nst_utils.multistyle import (
     ConditionalInstanceNorm2d,
     MultiStyleConfig,
@@ -210,3 +212,31 @@ def test_style_lists_and_bad_style_folders(photos, tmp_path):
         train(tiny_config(), tmp_path / "empty", folder, tmp_path / "x.pth")
     with pytest.raises(BadInputError, match="styles is empty"):
         train(tiny_config(), [], folder, tmp_path / "x.pth")
+
+
+def test_resume_refuses_other_styles_or_photos_and_inputs_are_never_replaced(photos, tmp_path):
+    folder, styles = photos
+    train(tiny_config(steps=3), styles, folder, tmp_path / "m.pth", progress=False)
+    changed = tmp_path / "changed"
+    shutil.copytree(styles, changed / "styles")
+    Image.new("RGB", (48, 48), "red").save(changed / "styles" / "b.png")  # same names
+    shutil.copytree(folder, changed / "photos")
+    (changed / "photos" / "p0.png").unlink()
+    for inputs, message in (
+        ((changed / "styles", folder), "cannot resume with another style images: the run "
+                                       r"started with 2 style images \(a.png, b.png; content"),
+        ((styles, changed / "photos"), "cannot resume with another --data: the run started "
+                                       "with 5 photos"),
+    ):  # fmt: skip
+        with pytest.raises(CheckpointError, match=message):
+            train(tiny_config(), *inputs, tmp_path / "m.pth", resume=True, progress=False)
+    assert torch.load(tmp_path / "m.run" / "checkpoint.pth", weights_only=True)["step"] == 3
+    with pytest.raises(CheckpointError, match="holds the checkpoint of an earlier run"):
+        train(tiny_config(), styles, folder, tmp_path / "m.pth", progress=False)
+    vgg = tmp_path / "vgg.pth"
+    torch.save(load_vgg_state("vgg16", "random", seed=5), vgg)
+    with pytest.raises(BadInputError, match="is also an input"):
+        train(tiny_config(weights=str(vgg)), styles, folder, vgg)
+    with pytest.raises(BadInputError, match="lies in --styles"):
+        train(tiny_config(), styles, folder, tmp_path / "n.pth", run_dir=styles / "run")
+    assert sorted(p.name for p in styles.iterdir()) == ["a.png", "b.png"]
