@@ -17,10 +17,16 @@ Four comparisons, each side by side in one run (alternating, same thread count; 
 4. ``train``: training throughput at ``--crop`` px, batch 4: the course's loop
    (``fast_style.train``, i.e. ``training.fit``) against ``common_training.py``, plus
    variants that show where more speed is.
+5. ``quality``: what each trained style model is worth by its own loss, on photos no model
+   saw: the number of L-BFGS steps the engine's optimiser needs to reach the model's loss,
+   from white noise (the start of Johnson et al.'s baseline) and from the photo, with the
+   content and style terms of both. Step counts, not seconds: they do not depend on the
+   machine or its load.
 
     python benchmarks/fast.py --quick                  # smoke test: tiny sizes, few steps
     NST_WEIGHTS=/path/vgg16.pth NST_ARCH=vgg16 python benchmarks/fast.py --threads 2
     python benchmarks/fast.py --parts paths lite --paths-size 512 --repeats 9
+    python benchmarks/fast.py --parts quality          # every shipped style model
 
 See benchmarks/README.md ("Fast style transfer") for what each column means.
 """
@@ -61,7 +67,8 @@ from nst_utils.networks import (  # noqa: E402
 from nst_utils.paths import REPO_ROOT, data_path  # noqa: E402
 from nst_utils.training import bfloat16_native, loss_autocast  # noqa: E402
 
-PARTS = ("speed", "paths", "lite", "train")
+PARTS = ("speed", "paths", "lite", "train", "quality")
+HELD_OUT_PHOTOS = ("content/coffee.jpg", "test_photos/bridge.jpg", "test_photos/friends.jpg")
 IN_TRAINING = ("astronaut", "chelsea", "rocket")  # photos of data/content the models saw
 HELD_OUT = "coffee"
 
@@ -634,6 +641,88 @@ def part_train(args: argparse.Namespace) -> list[str]:
     return lines + [""] + [f"- {n}" for n in notes]
 
 
+# ----------------------------------------------------------------------------- 5. quality
+
+
+class _Reached(Exception):
+    """Raised inside the optimiser's loss once it is at or below the target."""
+
+
+def steps_to_reach(
+    loss, start: torch.Tensor, target: float, max_steps: int
+) -> tuple[int | None, dict]:
+    """L-BFGS steps of ``optimize_image`` (the engine's loop: step 1, history 50, pixels
+    clamped after every step, i.e. projected L-BFGS as in Johnson et al.'s baseline) from
+    ``start`` until the loss is at or below ``target``: (steps, the terms there), or (None,
+    the last terms) within ``max_steps``. Step k's loss is that of the image after k steps."""
+    from nst_utils.optimize import optimize_image
+
+    seen: list[dict[str, float]] = []
+
+    def watched(image: torch.Tensor) -> dict[str, torch.Tensor]:
+        terms = loss(image)
+        seen.append({k: v.item() for k, v in terms.items()})
+        if sum(seen[-1].values()) <= target:
+            raise _Reached
+        return terms
+
+    try:
+        optimize_image(start, watched, max_steps, progress=False)
+    except _Reached:
+        return len(seen) - 1, seen[-1]
+    return None, seen[-1]
+
+
+def part_quality(args: argparse.Namespace) -> list[str]:
+    """Steps from white noise and from the photo to each model's own loss (see the module
+    docstring, part 5)."""
+    from nst_utils.checkpoints import read_file
+
+    models = [Path(m) for m in args.models] or sorted(
+        p for p in (REPO_ROOT / "models").glob("*.pth") if read_file(p)["kind"] == fast_style.KIND
+    )
+    photos = [REPO_ROOT / "data" / name for name in HELD_OUT_PHOTOS]
+    size, cap = args.quality_size, args.quality_steps
+    lines = [
+        f"### 5. What a trained model is worth: L-BFGS steps to reach its own loss ({size} px, "
+        f"held-out photos {', '.join(p.stem for p in photos)}; at most {cap} steps)",
+        "",
+        "| model | photo | network: content / style / TV | steps from noise | steps from "
+        "the photo | optimisation at that step: content / style |",
+        "|---|---|---|---|---|---|",
+    ]
+    summary = []
+    for path in models:
+        net, record = fast_style.load(path)
+        loss, note = model_loss(record, args)
+        fast = prepare_for_inference(net)
+        from_noise = []
+        for photo_path in photos:
+            photo = as_tensor(photo_path, size)
+            with torch.no_grad():
+                terms = {k: v.item() for k, v in loss(infer(fast, photo), content=photo).items()}
+            target = sum(terms.values())
+            loss.set_content(photo)
+            noise = torch.rand(photo.shape, generator=torch.Generator().manual_seed(0))
+            progress(f"quality {path.name} {photo_path.stem}: from noise")
+            n_noise, at_noise = steps_to_reach(loss, noise, target, cap)
+            progress(f"quality {path.name} {photo_path.stem}: from the photo")
+            n_photo, _ = steps_to_reach(loss, photo, target, cap)
+            from_noise.append(n_noise if n_noise is not None else cap + 1)
+            shown = lambda n: str(n) if n is not None else f"> {cap}"  # noqa: E731
+            lines.append(
+                f"| {path.name} | {photo_path.stem} | {terms['content']:.3f} / "
+                f"{terms['style']:.3f} / {terms['tv']:.3f} | {shown(n_noise)} "
+                f"| {shown(n_photo)} | {at_noise['content']:.3f} / {at_noise['style']:.3f} |"
+            )
+        worst = min(from_noise)
+        summary.append(
+            f"{path.name}: at least {worst} steps from noise on every photo (goal >= 80: "
+            f"{'met' if worst >= 80 else 'NOT met'}); {note}"
+        )
+    return lines + [""] + [f"- {n}" for n in summary] + [""]
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -689,11 +778,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--content", default=str(data_path("content", "astronaut.jpg")))
     p.add_argument("--style", default=str(data_path("styles", "starry_night.jpg")))
     p.add_argument("--photos", default=str(data_path("content")), help="part 4's photos")
+    p.add_argument("--models", nargs="*", default=[],
+                   help="part 5's style models (default: every one in models/)")  # fmt: skip
+    p.add_argument("--quality-size", type=int, default=512, help="part 5's photos, px")
+    p.add_argument("--quality-steps", type=int, default=300, help="part 5's step limit")
     args = p.parse_args(argv)
     if args.quick:
         args.size, args.steps, args.repeats, args.gatys_repeats = [64], 5, 2, 1
         args.paths_size, args.loss_size, args.crop = 64, 64, 64
         args.train_steps, args.train_rounds = 2, 1
+        args.quality_size, args.quality_steps = 64, 5
 
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", message=".*RANDOM weights.*")
@@ -706,7 +800,9 @@ def main(argv: list[str] | None = None) -> None:
         if parts & {"paths", "lite"}:
             report += part_paths(args, timer, Path(folder), parts) + [""]
     if "train" in parts:
-        report += part_train(args)
+        report += part_train(args) + [""]
+    if "quality" in parts:
+        report += part_quality(args)
     print("\n".join(report))
 
 

@@ -343,7 +343,11 @@ def show_images(
     pils = [tensor_to_image(i) if isinstance(i, torch.Tensor) else i for i in images]
     ncols = ncols or len(pils)
     nrows = -(-len(pils) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    # constrained layout keeps every title (one line or several) and the suptitle clear of
+    # the pictures, where tight_layout let long titles run into the row above
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False, layout="constrained"
+    )
     for ax in axes.flat:
         ax.axis("off")
     for i, (ax, img) in enumerate(zip(axes.flat, pils, strict=False)):
@@ -352,5 +356,4 @@ def show_images(
             ax.set_title(titles[i], fontsize=10)
     if suptitle:
         fig.suptitle(suptitle)
-    fig.tight_layout()
     return fig
