@@ -74,6 +74,18 @@ def test_loss_terms_are_zero_for_a_perfect_output_and_pixel_loss_matches_torch()
         assert worse["perceptual"] > 0.1  # relative: about 1 for a badly degraded page
 
 
+def test_each_loss_alone_keeps_only_its_own_term():
+    """Notebook 06, Exercise 2 trains with each term alone: a weight of 0 removes its term
+    and leaves the other exactly as in the sum."""
+    clean, degraded, _ = heldout_page(0, size=SMALL_PAGE)
+    both = make_loss(tiny_config())(degraded, clean)
+    pixel_only = make_loss(tiny_config(feature_weight=0.0))(degraded, clean)
+    perceptual_only = make_loss(tiny_config(pixel_weight=0.0))(degraded, clean)
+    assert pixel_only["perceptual"] == 0 and torch.equal(pixel_only["pixel"], both["pixel"])
+    assert perceptual_only["pixel"] == 0
+    assert torch.allclose(perceptual_only["perceptual"], both["perceptual"])
+
+
 def test_config_refuses_bad_settings():
     for changes, word in [
         ({"pixel_loss": "l3"}, "pixel_loss"),

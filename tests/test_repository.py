@@ -1,6 +1,7 @@
 """Rules of the repository itself: clean notebooks, data with credits."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,34 @@ def test_notebook_opens_with_colab_badge_and_setup(path):
     cells = json.loads(path.read_text())["cells"]
     assert "colab.research.google.com" in "".join(cells[0]["source"])
     assert "google.colab" in "".join(cells[1]["source"])
+
+
+# a "?" where a number belongs ("About ? min"), or a note-to-self left in prose
+PLACEHOLDER = re.compile(
+    r"(?<![\w?.])\?\s*(?:min|s|ms|h|kB|MB|GB|x|%|px|steps)\b|\b(?:TBD|FIXME|XXX)\b"
+)
+PAGES = sorted(
+    [*(ROOT / "notebooks").rglob("*.ipynb"), *(ROOT / "docs").rglob("*.md"), ROOT / "README.md"]
+)
+
+
+def _prose(path: Path) -> str:
+    if path.suffix == ".ipynb":
+        cells = json.loads(path.read_text())["cells"]
+        return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    return path.read_text()
+
+
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_placeholder_text_in_the_prose(path):
+    found = [m.group(0) for m in PLACEHOLDER.finditer(_prose(path))]
+    assert not found, f"{path.relative_to(ROOT)}: placeholder text {found}; put the number in"
+
+
+def test_the_placeholder_check_finds_what_it_must():
+    text = "**Run time.** About ? min on a CPU, about ? s in quick mode. TBD."
+    assert [m.group(0) for m in PLACEHOLDER.finditer(text)] == ["? min", "? s", "TBD"]
+    assert not PLACEHOLDER.findall("Why? Because 3 min. Is it? Yes (s. 4).")
 
 
 def test_every_data_file_is_credited_and_readable():
