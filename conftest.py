@@ -2,6 +2,7 @@
 
 Set here (before any notebook kernel starts) so that nbval's kernels inherit them.
 Run ``NST_WEIGHTS=/path/vgg16.pth pytest`` to test with real weights instead.
+Every notebook cell nbval collects is marked ``slow``: ``pytest -m "not slow"`` runs none.
 """
 
 import os
@@ -24,3 +25,10 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the notebooks' cells (nbval items) slow: each notebook starts a kernel and runs."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.slow)

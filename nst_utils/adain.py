@@ -35,7 +35,6 @@ The defaults (VGG19, 20,000 steps of batch 8 at 256 px) are for a GPU.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
 import os
@@ -46,36 +45,28 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.utils import make_grid
 
 from .checkpoints import load_model
 from .color import match_histogram, preserve_luminance
 from .config import weights_setting
-from .datasets import PhotoFolder
-from .device import pick_device
 from .errors import BadInputError, CheckpointError
-from .fast_style import MODEL_SUFFIXES
-from .files import check_output
 from .images import ImageLike, as_tensor
 from .losses import PerceptualLoss, feature_stats
-from .models import VGG_CONFIGS, VGGFeatures, _check_arch, layer_names
+from .models import VGG_CONFIGS, VGGFeatures, _check_arch
 from .networks import ConvLayer, UpsampleLayer, check_images
-from .options import option
+from .settings import ADAIN_LAYER, PRESERVE_COLOR, AdaINConfig
 from .training import (
-    PRECISIONS,
-    TrainingConfig,
+    Run,
     TrainResult,
-    fit,
-    initialized,
+    describe_photos,
+    identify_data,
     loss_autocast,
-    save_trained,
+    sample_grid,
 )
 
-KIND = "adain"
+KIND = AdaINConfig.KIND
 NETWORK_NAME = "adain_decoder"
-ADAIN_LAYER = "relu4_1"  # the paper's: deeper layers lose the content's structure
 MIN_SIDE = 16  # px: relu4_1 sits behind three 2x2 poolings and the decoder pads by 1 there
-PRESERVE_COLOR = ("luminance", "histogram")
 
 
 def adain(content: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -358,66 +349,6 @@ def stylize_tensor(
     return out.to(images.device)
 
 
-def _paper_style_layers() -> dict[str, float]:
-    return {name: 1.0 for name in ("relu1_1", "relu2_1", "relu3_1", "relu4_1")}
-
-
-@dataclass
-class AdaINConfig(TrainingConfig):
-    """Every setting of an AdaIN decoder training run (and the model file's record).
-
-    Paper (Huang & Belongie 2017, section 6, and the authors' Torch code): VGG19 encoder
-    up to relu4_1; about 80,000 MS-COCO photos and 80,000 WikiArt paintings, each resized
-    to a 512 px shorter side, then 256 px random crops; batch 8 pairs; Adam lr 1e-4 (the
-    code also decays it, lr / (1 + 5e-5 step)); style weight 10 (the code: 1e-2, with its
-    own loss scaling); 160,000 steps. The loss here is relative (each term divided by its
-    target's mean square, per image: see :class:`PerceptualLoss`), much as the authors'
-    normalised VGG19 (mean activation 1 per filter) puts every layer on one scale; the
-    weights do not depend on which VGG weights are used.
-    """
-
-    steps: int = option(20000, "training steps (paper: 160,000)")
-    batch_size: int = option(8, "content-style pairs per step (paper: 8)")
-    lr: float = option(1e-4, "Adam learning rate (paper: 1e-4)")
-    style_layers: dict[str, float] = option(
-        help="layers whose channel mean and std are matched, NAME[:WEIGHT],... (paper: "
-        "relu1_1 .. relu4_1, weight 1 each)",
-        factory=_paper_style_layers,
-    )
-    content_weight: float = option(1.0, "weight of the content loss at relu4_1 (paper: 1)")
-    style_weight: float = option(10.0, "weight of the style loss (paper: 10)")
-    arch: str = option("vgg19", "encoder and loss network (paper: vgg19)",
-                       choices=("vgg16", "vgg19"))  # fmt: skip
-    weights: str | None = option(
-        None, "VGG weights: imagenet | random | FILE.pth", default_help="NST_WEIGHTS"
-    )
-    loss_precision: str = option(
-        "auto", "number format of the VGG passes: bfloat16, float32 or auto (see nst train)",
-        choices=PRECISIONS,
-    )  # fmt: skip
-    styles: str = option("", "the style images used (recorded in the model)", cli=False)
-
-    def check(self) -> None:
-        """Raise :class:`BadInputError` naming the first bad setting."""
-        super().check()
-        names = layer_names(_check_arch(self.arch))
-        deepest = names.index(ADAIN_LAYER)
-        late = [n for n in self.style_layers if n not in names[: deepest + 1]]
-        if late or not self.style_layers:
-            raise BadInputError(
-                f"style_layers: {late or 'none given'}; use layers up to {ADAIN_LAYER}, the "
-                "encoder's last (e.g. relu1_1,relu2_1,relu3_1,relu4_1)."
-            )
-        for name in ("content_weight", "style_weight"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and 0 <= value < float("inf")):
-                raise BadInputError(f"{name} must be finite and >= 0, got {value!r}.")
-        if self.loss_precision not in PRECISIONS:
-            raise BadInputError(
-                f"loss_precision must be one of {PRECISIONS}, got {self.loss_precision!r}."
-            )
-
-
 VGG_SEED = 0  # the seed of "random" VGG weights, recorded with the model
 
 
@@ -513,38 +444,23 @@ def train(
     checkpoint needs ``resume=True``, which continues exactly and refuses other settings,
     other photos, other style images or other VGG weights (all content-identified).
     """
-    from .training import check_data_folder, identify_data, start_run, weights_file
-
     if isinstance(styles, (str, os.PathLike)):
         config = dataclasses.replace(config, styles=config.styles or Path(styles).name)
-    config.check()
-    output = check_output(output, inputs=[w for w in [weights_file(config.weights)] if w],
-                          suffixes=MODEL_SUFFIXES, what="output")  # fmt: skip
-    run_dir = Path(run_dir) if run_dir is not None else output.with_suffix(".run")
-    folders = {flag: f for flag, f in (("--data", data), ("--styles", styles))
-               if isinstance(f, (str, os.PathLike))}  # fmt: skip
-    for folder in folders.values():
-        check_data_folder(folder)
-    if "--data" in folders:
-        data = PhotoFolder(data, crop_size=config.crop_size, seed=config.seed)
-    if "--styles" in folders:
-        styles = PhotoFolder(styles, crop_size=config.crop_size, seed=config.seed + 1)
+    run = Run(config, output, run_dir=run_dir, resume=resume,
+              folders={"--data": data, "--styles": styles})  # fmt: skip
+    data, styles = run.photos("--data", data), run.photos("--styles", styles, seed=1)
     identity = {"style images": identify_data(styles), "--data": identify_data(data)}
-    styles_folder = {"--styles": folders["--styles"]} if "--styles" in folders else None
-    run_dir = start_run(run_dir, output, config, kind=KIND, resume=resume, inputs=identity,
-                        data_folder=folders.get("--data"), other_folders=styles_folder)  # fmt: skip
-    device = pick_device(config.device)
-    encoder = make_encoder(config.arch, config.weights).to(device)
+    run.start(identity)
+    encoder = make_encoder(config.arch, config.weights).to(run.device)
     identity["VGG weights"] = encoder_identity(encoder, config.weights)  # checked by fit
     loss = make_loss(config, encoder)
-    decoder = initialized(lambda: Decoder(config.arch), config.seed)
     layers = list(dict.fromkeys([*config.style_layers, ADAIN_LAYER]))
     pairs = PairedCrops(data, styles)
-    fixed = [torch.stack([pairs[k][i] for k in range(3)]).to(device) for i in (0, 1)]
+    fixed = run.fixed(pairs)
 
     def targets(content: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """The AdaIN output t and the styles' statistics per layer (no gradients)."""
-        with torch.no_grad(), loss_autocast(config.loss_precision, device):
+        with torch.no_grad(), loss_autocast(config.loss_precision, run.device):
             content_features = encoder(content, [ADAIN_LAYER])[ADAIN_LAYER]
             style_features = encoder(style, layers)
         stats = {n: feature_stats(style_features[n]) for n in layers}
@@ -553,21 +469,23 @@ def train(
     def loss_step(model: nn.Module, batch: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         t, stats = targets(*batch)
         out = model(t)
-        with loss_autocast(config.loss_precision, device):
+        with loss_autocast(config.loss_precision, run.device):
             terms = loss(out, {ADAIN_LAYER: t}, stats=stats)
         return {"content": terms["content"], "style": terms["stats"]}
 
     def sample(model: nn.Module) -> torch.Tensor:
-        out = model(targets(*fixed)[0]).clamp(0, 1)
-        return make_grid(torch.cat([*fixed, out]), nrow=3, padding=2).unsqueeze(0)
+        return sample_grid([*fixed, model(targets(*fixed)[0]).clamp(0, 1)])
 
-    result = fit(decoder, loss_step, pairs, config, kind=KIND, run_dir=run_dir, resume=resume,
-                 extra={"inputs": identity}, sample=sample, callback=callback,
-                 progress=progress)  # fmt: skip
-    what = {k: f"{len(d)} images" + (f" in {d.root.name}" if hasattr(d, "root") else "")
-            for k, d in (("data", data), ("style_data", styles))}  # fmt: skip
-    save_trained(output, copy.deepcopy(decoder).cpu().half(), result, kind=KIND, config=config,
-                 encoder=identity["VGG weights"], weights_dtype="float16", **what)  # fmt: skip
+    decoder, result = run.fit(lambda: Decoder(config.arch), loss_step, pairs, sample=sample,
+                              callback=callback, progress=progress)  # fmt: skip
+    run.save(
+        decoder,
+        result,
+        half=True,
+        encoder=identity["VGG weights"],
+        data=describe_photos(data, "images"),
+        style_data=describe_photos(styles, "images"),
+    )
     return AdaINNet(encoder, decoder).eval(), result
 
 

@@ -34,7 +34,8 @@ from torchvision.transforms.v2 import functional as TF
 from tqdm.auto import tqdm
 
 from .errors import BadInputError, NSTError
-from .images import FORMATS, SUFFIXES, image_to_tensor, load_image
+from .files import SUFFIXES
+from .images import FORMATS, image_to_tensor, load_image
 
 COCO_URL = "http://images.cocodataset.org/zips"
 COCO_MD5 = {

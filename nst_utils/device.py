@@ -11,8 +11,8 @@ import torch
 
 from .config import DEVICE_ENV, quick_mode, weights_setting
 from .errors import BadInputError
-
-MAX_SEED = 2**32 - 1  # the range every generator accepts (NumPy's is the narrowest)
+from .options import check_whole
+from .settings import MAX_SEED
 
 
 def pick_device(prefer: str | None = None) -> torch.device:
@@ -49,9 +49,7 @@ def pick_device(prefer: str | None = None) -> torch.device:
 
 def check_seed(seed: object, name: str = "seed") -> int:
     """``seed`` if it is a whole number in 0 .. 2**32 - 1, else a one-line error."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise BadInputError(f"{name} must be a whole number from 0 to {MAX_SEED}, got {seed!r}.")
-    return seed
+    return check_whole(name, seed, 0, MAX_SEED)
 
 
 def seed_everything(seed: int = 0) -> None:

@@ -33,88 +33,22 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.utils import make_grid
 from tqdm.auto import tqdm
 
 from .checkpoints import load_model
-from .device import pick_device
 from .errors import BadInputError
-from .files import check_output
 from .images import ImageLike, as_tensor
 from .losses import PerceptualLoss, total_variation
 from .metrics import psnr, ssim
-from .models import VGGFeatures, _check_arch, layer_names
-from .networks import SIZES, TransformerNet, infer
-from .options import option
-from .pages import PAGE_SIZE, PageCrops, _check_scale, character_error_rate, degrade, render_page
-from .training import TrainingConfig, TrainResult, fit, initialized, save_trained, start_run
+from .models import VGGFeatures
+from .networks import TransformerNet, infer
+from .pages import PAGE_SIZE, PageCrops, character_error_rate, degrade, render_page
+from .settings import SIZES, DocumentConfig
+from .training import Run, TrainResult, sample_grid
 
-KIND = "document"
-NETWORKS = SIZES  # the TransformerNet sizes of networks.SIZES
-PIXEL_LOSSES = ("l1", "mse")
-MODEL_SUFFIXES = (".pth", ".pt")
+KIND = DocumentConfig.KIND
+NETWORKS = SIZES  # the TransformerNet sizes: lite, medium, paper
 HELDOUT_SEED = 2**31  # evaluation page k has seed HELDOUT_SEED + k; training pages lie below
-
-
-def _default_feature_layers() -> dict[str, float]:
-    return {"relu1_2": 0.5, "relu2_2": 0.5}
-
-
-@dataclass
-class DocumentConfig(TrainingConfig):
-    """Every setting of a document enhancement training run (and the model file's record).
-
-    The perceptual loss is relative (each layer's term divided by its target's mean square,
-    see :class:`PerceptualLoss`), so the weights below mean the same with any VGG16 weights.
-    Pixel loss: L1 rather than MSE. Text is two tones; where the input leaves doubt, MSE's
-    best answer is the mean (grey halos around strokes), L1's is the median (ink or paper),
-    and L1 does not let the few large errors of stains and shadows drown the many small ones
-    at stroke edges (Zhao et al. 2017, "Loss Functions for Image Restoration with Neural
-    Networks", found L1 better than MSE for restoration networks).
-    """
-
-    crop_size: int = option(128, "side of the square crops cut from the pages, px (>= 5 lines)")
-    network: str = option(
-        "medium", "TransformerNet size: lite, medium or paper (Johnson et al.'s)",
-        choices=tuple(NETWORKS),
-    )  # fmt: skip
-    residual: bool = option(True, "output = input + network output (learn the correction)")
-    pixel_loss: str = option("l1", "pixel loss against the clean page", choices=PIXEL_LOSSES)
-    pixel_weight: float = option(1.0, "weight of the pixel loss (keeps the tone right)")
-    feature_layers: dict[str, float] = option(
-        help="perceptual loss layers, NAME[:WEIGHT],...", factory=_default_feature_layers
-    )
-    feature_weight: float = option(1.0, "weight of the perceptual loss (keeps strokes sharp)")
-    tv_weight: float = option(0.0, "total variation weight (smooths the output)")
-    arch: str = option("vgg16", "loss network", choices=("vgg16", "vgg19"))
-    weights: str | None = option(
-        None, "loss network weights: imagenet | random | FILE.pth", default_help="NST_WEIGHTS"
-    )
-    strength: float = option(1.0, "degradation strength of the training pages (1: default)")
-
-    def check(self) -> None:
-        """Raise :class:`BadInputError` naming the first bad setting."""
-        super().check()
-        if self.network not in NETWORKS:
-            raise BadInputError(f"network={self.network!r}: use one of {list(NETWORKS)}.")
-        if self.pixel_loss not in PIXEL_LOSSES:
-            raise BadInputError(f"pixel_loss={self.pixel_loss!r}: use one of {PIXEL_LOSSES}.")
-        arch = _check_arch(self.arch)
-        unknown = [n for n in self.feature_layers if n not in layer_names(arch)]
-        if unknown:
-            raise BadInputError(f"feature_layers: unknown {arch.upper()} layer(s) {unknown}.")
-        for name in ("pixel_weight", "feature_weight", "tv_weight"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and 0 <= value < float("inf")):
-                raise BadInputError(f"{name} must be finite and >= 0, got {value!r}.")
-        _check_scale(self.strength, "strength")
-        if not self.pixel_weight and not (self.feature_weight and self.feature_layers):
-            raise BadInputError("pixel_weight and feature_weight are both 0: nothing to train.")
-        if self.feature_weight:
-            self.check_layers_fit(self.feature_layers, arch)
-        if not 16 <= self.crop_size <= min(PAGE_SIZE):
-            raise BadInputError(f"crop_size must be 16 .. {min(PAGE_SIZE)} px (the page's "
-                                f"shorter side), got {self.crop_size}.")  # fmt: skip
 
 
 def build_network(config: DocumentConfig) -> TransformerNet:
@@ -175,30 +109,23 @@ def train(
     without its suffix plus ``.run``); ``resume=True`` continues from its checkpoint. The
     output path is checked before any work starts.
     """
-    config.check()
-    output = check_output(output, suffixes=MODEL_SUFFIXES, what="output")
-    run_dir = run_dir if run_dir is not None else output.with_suffix(".run")
-    run_dir = start_run(run_dir, output, config, kind=KIND, resume=resume)
-    device = pick_device(config.device)
-    loss = make_loss(config, device)
+    run = Run(config, output, run_dir=run_dir, resume=resume)
+    run.start()
+    loss = make_loss(config, run.device)
     data = training_data(config)
-    net = initialized(lambda: build_network(config), config.seed)
-    pairs = [data[k] for k in range(3)] if config.sample_every else []  # for sample pictures
+    shown_clean, shown_degraded = run.fixed(data)  # the pages of every sample picture
 
     def loss_step(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]):
         clean, degraded = (b.contiguous(memory_format=torch.channels_last) for b in batch)
         return loss(model(degraded), clean)
 
     def sample(model: nn.Module) -> torch.Tensor:
-        clean, degraded = (torch.stack(side).to(device) for side in zip(*pairs, strict=True))
-        rows = torch.cat([degraded, model(degraded).clamp(0, 1), clean])
-        return make_grid(rows, nrow=len(clean), padding=2).unsqueeze(0)
+        return sample_grid([shown_degraded, model(shown_degraded).clamp(0, 1), shown_clean])
 
-    result = fit(net, loss_step, data, config, kind=KIND, run_dir=run_dir, resume=resume,
-                 sample=sample, callback=callback, progress=progress)  # fmt: skip
-    save_trained(output, net, result, kind=KIND, config=config,
-                 data=f"{len(data)} crops of synthetic pages (seed {config.seed}, "
-                 f"strength {config.strength:g})")  # fmt: skip
+    net, result = run.fit(lambda: build_network(config), loss_step, data, sample=sample,
+                          callback=callback, progress=progress)  # fmt: skip
+    run.save(net, result, data=f"{len(data)} crops of synthetic pages (seed {config.seed}, "
+             f"strength {config.strength:g})")  # fmt: skip
     return net, result
 
 

@@ -23,6 +23,9 @@ NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file system
 # was killed) says which file it was meant to be; remove_stale_partials() deletes those.
 PARTIAL = ".nst-partial"
 STALE_AFTER = 300  # seconds without a change before a dead writer's partial file is removed
+# Image file names: those read (the formats of nst_utils.images.FORMATS) and those written.
+SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+SAVE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
 
 def _umask() -> int:

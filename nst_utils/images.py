@@ -21,7 +21,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import BadInputError
-from .files import atomic_write
+from .files import SAVE_SUFFIXES, atomic_write
 
 ImageSource = str | os.PathLike | bytes | BinaryIO | np.ndarray | Image.Image
 ImageLike = ImageSource | torch.Tensor
@@ -29,9 +29,8 @@ ImageLike = ImageSource | torch.Tensor
 # Pillow picks a decoder from a file's content, not its name: only these are ever tried,
 # so PostScript (which can run Ghostscript), SVG, PDF and exotic formats are refused.
 # (Pillow's JPEG decoder also opens MPO, the multi-picture JPEG of some cameras.)
+# The file names of those formats (SUFFIXES, and SAVE_SUFFIXES written) are in nst_utils.files.
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
-SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
-SAVE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 MAX_PIXELS = 64_000_000  # a 8000 x 8000 photo; bigger is a decompression bomb or a mistake
 MAX_SIDE = 20_000  # pixels; a longer side cannot be a picture meant for this course
 JPEG_OPTIONS = {"quality": 95, "subsampling": 0}  # keeps brush strokes and colour edges

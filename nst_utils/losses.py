@@ -13,8 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import BadInputError
-
-GRAM_NORMALIZATIONS = ("hw", "chw", "none")
+from .settings import GRAM_NORMALIZATIONS
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -25,30 +25,34 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.utils import make_grid
 
 from .checkpoints import load_model
-from .datasets import PhotoFolder, _derive_seed
-from .device import pick_device
+from .datasets import _derive_seed
 from .errors import BadInputError
-from .fast_style import MODEL_SUFFIXES, FastStyleConfig
+from .fast_style import load_style, thumbnail
 from .fast_style import make_loss as single_style_loss
-from .files import check_output, find_files
-from .images import SUFFIXES, ImageLike, as_tensor, describe
+from .files import SUFFIXES, find_files
+from .images import ImageLike, describe
 from .losses import PerceptualLoss
 from .networks import LITE, ResidualBlock, TransformerNet, check_images, infer
-from .options import option
-from .training import TrainResult, fit, initialized, loss_autocast, save_trained
+from .settings import MultiStyleConfig
+from .training import (
+    Run,
+    TrainResult,
+    describe_photos,
+    identify_data,
+    identify_images,
+    loss_autocast,
+    sample_grid,
+)
 
-KIND = "multistyle"
+KIND = MultiStyleConfig.KIND
 NETWORK_NAME = "multistyle_transformer"
 StyleChoice = int | Sequence[float] | torch.Tensor
 
@@ -209,28 +213,10 @@ class FixedStyle(nn.Module):
         return self.net(x, self.mix)
 
 
-@dataclass
-class MultiStyleConfig(FastStyleConfig):
-    """Every setting of a multi-style training run: 04's (:class:`FastStyleConfig`: the
-    same network sizes and the same loss, so each style's loss compares with a network of
-    its own), with the style images' names recorded in ``style``.
-
-    Paper (Dumoulin et al. 2017, and their code in Magenta): 32 paintings (the "varied"
-    model) or 10 (Monet) in one network; VGG16, content at relu3_3, style at relu1_2,
-    relu2_2, relu3_3, relu4_3; batch 16 of 256 px ImageNet crops, each with a random
-    style; Adam lr 1e-3; 40,000 steps.
-    """
-
-    style: str = option("", "names of the style images, in index order", cli=False)
-    steps: int = option(
-        4000, "training steps (paper: 40,000 for 32 styles; 04's single style: 2000)"
-    )
-
-
 def style_sources(styles: str | os.PathLike | Sequence[ImageLike]) -> tuple[list, list[str]]:
     """``(sources, names)``: the image files of a folder (sorted, nested or flat; a
-    sub-folder that cannot be read is left out with a warning), or the given list of
-    images (paths, arrays, tensors) in index order."""
+    sub-folder that cannot be read is left out, and :func:`train` warns about it), or the
+    given list of images (paths, arrays, tensors) in index order."""
     if isinstance(styles, (str, os.PathLike)):
         folder = Path(styles).expanduser()
         if not folder.is_dir():
@@ -238,10 +224,7 @@ def style_sources(styles: str | os.PathLike | Sequence[ImageLike]) -> tuple[list
                 f"styles={str(styles)!r}: not a folder; give a folder of style images or a "
                 "list of images."
             )
-        files, unreadable = find_files(folder, SUFFIXES)
-        for sub, reason in unreadable:
-            warnings.warn(f"{sub}: cannot read this folder ({reason}); its style images are "
-                          "left out.", stacklevel=2)  # fmt: skip
+        files, _ = find_files(folder, SUFFIXES)
         if not files:
             raise BadInputError(f"styles={str(styles)!r}: no image files in this folder.")
         return files, [str(p.relative_to(folder)) for p in files]
@@ -306,11 +289,6 @@ def make_loss(
     return per_sample
 
 
-def _thumbnail(image: torch.Tensor, side: int = 96) -> torch.Tensor:
-    """(1, 3, H, W) in [0, 1] -> (3, h, w) uint8, longest side ``side``: kept in the model."""
-    return (as_tensor(image, side)[0] * 255 + 0.5).to(torch.uint8)
-
-
 def train(
     config: MultiStyleConfig,
     styles: str | os.PathLike | Sequence[ImageLike],
@@ -338,67 +316,33 @@ def train(
     and refuses other settings, other style images (content-identified, in order) or
     other photos.
     """
-    from .gatys import layers_min_side
-    from .training import (
-        check_data_folder,
-        identify_data,
-        identify_images,
-        start_run,
-        weights_file,
-    )
-
     sources, names = style_sources(styles)
     config = dataclasses.replace(config, style=config.style or ", ".join(names))
-    config.check()
-    inputs = [s for s in sources if isinstance(s, (str, os.PathLike))]
-    inputs += [w for w in [weights_file(config.weights)] if w is not None]
-    output = check_output(output, inputs=inputs, suffixes=MODEL_SUFFIXES, what="output")
-    run_dir = Path(run_dir) if run_dir is not None else output.with_suffix(".run")
-    folder = data if isinstance(data, (str, os.PathLike)) else None
-    if folder is not None:
-        check_data_folder(folder)
-        data = PhotoFolder(folder, crop_size=config.crop_size, seed=config.seed)
-    device = pick_device(config.device)
-    images = [as_tensor(s, config.style_size, device=device, name=f"style {names[k]}")
-              for k, s in enumerate(sources)]  # fmt: skip
-    if config.style_layers:  # each style's shorter side must reach the deepest style layer
-        need, deepest = layers_min_side(list(config.style_layers), config.arch)
-        for name, image in zip(names, images, strict=True):
-            if min(image.shape[-2:]) < need:
-                raise BadInputError(
-                    f"style {name}: {image.shape[-1]}x{image.shape[-2]} px at style_size="
-                    f"{config.style_size}, but layer {deepest} needs at least {need} px per "
-                    "side; raise style_size or use a less elongated style image."
-                )
-    identity = {"style images": identify_images(sources, images), "--data": identify_data(data)}
-    folders = {"--styles": styles} if isinstance(styles, (str, os.PathLike)) else None
-    run_dir = start_run(run_dir, output, config, kind=KIND, resume=resume, data_folder=folder,
-                        inputs=identity, other_folders=folders)  # fmt: skip
+    run = Run(config, output, run_dir=run_dir, resume=resume, inputs=sources,
+              folders={"--data": data, "--styles": styles})  # fmt: skip
+    photos = run.photos("--data", data)
+    images = [load_style(s, config, run.device, f"style {names[k]}") for k, s in enumerate(sources)]
+    run.start({"style images": identify_images(sources, images), "--data": identify_data(photos)})
     loss = make_loss(config, images)
-    net = initialized(lambda: build_network(config, len(images)), config.seed)
-    fixed = torch.stack([data[k] for k in range(3)]).to(device)
+    fixed = run.fixed(photos)
     shown = min(len(images), 8)
 
     def loss_step(model: nn.Module, batch: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        photos, index = batch
-        photos = photos.contiguous(memory_format=torch.channels_last)
-        out = model(photos, index)
-        with loss_autocast(config.loss_precision, device):
-            return loss(out, photos, index)
+        crops, index = batch
+        crops = crops.contiguous(memory_format=torch.channels_last)
+        out = model(crops, index)
+        with loss_autocast(config.loss_precision, run.device):
+            return loss(out, crops, index)
 
     def sample(model: nn.Module) -> torch.Tensor:
-        rows = [fixed] + [
-            model(fixed, torch.tensor([k], device=device)).clamp(0, 1) for k in range(shown)
-        ]
-        return make_grid(torch.cat(rows), nrow=len(fixed), padding=2).unsqueeze(0)
+        styled = [model(fixed, torch.tensor([k], device=run.device)) for k in range(shown)]
+        return sample_grid([fixed, *(s.clamp(0, 1) for s in styled)])
 
-    dataset = StyledPhotos(data, len(images), config.seed)
-    result = fit(net, loss_step, dataset, config, kind=KIND, run_dir=run_dir, resume=resume,
-                 extra={"inputs": identity}, sample=sample, callback=callback,
-                 progress=progress)  # fmt: skip
-    where = f" in {data.root.name}" if hasattr(data, "root") else ""
-    save_trained(output, net, result, kind=KIND, config=config, data=f"{len(data)} photos{where}",
-                 styles=names, style_thumbnails=[_thumbnail(i.cpu()) for i in images])  # fmt: skip
+    net, result = run.fit(lambda: build_network(config, len(images)), loss_step,
+                          StyledPhotos(photos, len(images), config.seed), sample=sample,
+                          callback=callback, progress=progress)  # fmt: skip
+    run.save(net, result, data=describe_photos(photos), styles=names,
+             style_thumbnails=[thumbnail(i.cpu(), 96) for i in images])  # fmt: skip
     return net, result
 
 

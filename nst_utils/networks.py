@@ -10,8 +10,9 @@
 * :func:`prepare_for_inference`, :func:`infer`: the fastest pure-PyTorch way to apply one
   (optionally compiled with ``torch.compile``).
 
-Images are (N, 3, H, W) float tensors, RGB in [0, 1]. The networks have no output
-activation: their outputs are meant to lie in [0, 1] and :func:`infer` clamps them.
+Images are (N, 3, H, W) float tensors, RGB in [0, 1]. A network's output is linear by
+default (``output="tanh"`` maps it into [0, 1], as fast style transfer's do); :func:`infer`
+clamps it to [0, 1].
 """
 
 from __future__ import annotations
@@ -31,32 +32,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import BadInputError, NSTError
+from .options import check_choice, check_whole
+from .settings import LITE, MAX_BLOCKS, MAX_CHANNELS, NORMS, SCALES, UPSAMPLE_MODES
 
 # px: the smallest image side the networks take. Reflection padding must be smaller than what
 # it pads: 4 px around a 9x9 conv, 1 px around a 3x3 conv at a quarter of the (padded) size.
 MIN_SIDE = 5
-# Bounds of the settings (a model file's are read from the file): 4 times the paper's sizes
-# (channels 128, 5 blocks, 9x9 kernels) and more, yet small enough that no setting alone
-# can ask for more memory than a laptop has (512 channels and 32 blocks: ~150 M weights).
-MAX_CHANNELS = 512
-MAX_BLOCKS = 32
-MAX_KERNEL = 15
-NORMS = ("none", "batch", "instance")
-UPSAMPLE_MODES = ("nearest", "transposed")
+MAX_KERNEL = 15  # the widest outer kernel (the paper: 9); the other bounds: nst_utils.settings
 OUTPUTS = ("linear", "tanh")
-
-
-def _check_choice(name: str, value: object, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise BadInputError(f"{name}={value!r} is not supported; use one of {list(choices)}.")
-
-
-def _check_count(name: str, value: object, least: int, most: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise BadInputError(f"{name}={value!r}: give a whole number >= {least}.")
-    if most is not None and value > most:
-        raise BadInputError(f"{name}={value!r}: give a whole number from {least} to {most}.")
-    return value
 
 
 def _norm_layer(norm: str, channels: int) -> nn.Module:
@@ -85,7 +68,7 @@ class ConvLayer(nn.Sequential):
         relu: bool = True,
         separable: bool = False,
     ) -> None:
-        _check_choice("norm", norm, NORMS)
+        check_choice("norm", norm, NORMS)
         bias = norm == "none"
         layers: OrderedDict[str, nn.Module] = OrderedDict(pad=nn.ReflectionPad2d(kernel_size // 2))
         if separable:
@@ -135,7 +118,7 @@ class UpsampleLayer(nn.Sequential):
         norm: str = "instance",
         separable: bool = False,
     ) -> None:
-        _check_choice("upsample", mode, UPSAMPLE_MODES)
+        check_choice("upsample", mode, UPSAMPLE_MODES)
         if mode == "nearest":
             super().__init__(
                 nn.Upsample(scale_factor=2, mode="nearest"),
@@ -225,7 +208,7 @@ class TransformerNet(nn.Module):
         output: str = "linear",
     ) -> None:
         super().__init__()
-        _check_choice("output", output, OUTPUTS)
+        check_choice("output", output, OUTPUTS)
         if output == "tanh" and residual:
             raise BadInputError("output='tanh' squashes a full image; use 'linear' with residual.")
         if (
@@ -236,10 +219,10 @@ class TransformerNet(nn.Module):
             raise BadInputError(
                 f"channels={channels!r}: give three whole numbers, e.g. (32, 64, 128)."
             )
-        c1, c2, c3 = (_check_count("channels", c, 1, MAX_CHANNELS) for c in channels)
-        _check_count("blocks", blocks, 0, MAX_BLOCKS)
-        _check_choice("upsample", upsample, UPSAMPLE_MODES)
-        if _check_count("outer_kernel", outer_kernel, 1, MAX_KERNEL) % 2 == 0:
+        c1, c2, c3 = (check_whole("channels", c, 1, MAX_CHANNELS) for c in channels)
+        check_whole("blocks", blocks, 0, MAX_BLOCKS)
+        check_choice("upsample", upsample, UPSAMPLE_MODES)
+        if check_whole("outer_kernel", outer_kernel, 1, MAX_KERNEL) % 2 == 0:
             raise BadInputError(f"outer_kernel={outer_kernel}: use an odd size such as 9.")
         self._kwargs = {
             "channels": [c1, c2, c3],
@@ -289,21 +272,6 @@ class TransformerNet(nn.Module):
         return x + y if self.residual else y
 
 
-# The lite variant: the paper's layout at a quarter of the width, 3 residual blocks; 71,251
-# parameters (paper size: 1,677,635). Chosen by measurement at 512x512 px, 2 CPU threads: it
-# takes 1/7.1 of the paper size's plain eager time with prepare_for_inference + infer and
-# 1/8.6 in ONNX Runtime (medians of alternating runs). Depthwise-separable candidates
-# (16-32-64 or 8-16-64 channels) had fewer parameters but ran slower.
-LITE: dict = {"channels": (8, 16, 32), "blocks": 3}
-# The TransformerNet sizes every method offers: channels at full, 1/2 and 1/4 resolution,
-# residual blocks. Parameters: lite 71,251; medium 276,131; paper (Johnson et al.'s) 1,677,635.
-SIZES: dict[str, dict] = {
-    "lite": LITE,
-    "medium": {"channels": (16, 32, 64), "blocks": 3},
-    "paper": {"channels": (32, 64, 128), "blocks": 5},
-}
-
-
 class SuperResolutionNet(nn.Module):
     """Johnson et al.'s super-resolution network: (N, 3, h, w) -> (N, 3, scale*h, scale*w).
 
@@ -329,12 +297,11 @@ class SuperResolutionNet(nn.Module):
         blocks: int = 4,
     ) -> None:
         super().__init__()
-        if type(scale) is not int or scale not in (2, 4, 8):
-            raise BadInputError(f"scale={scale!r} is not supported; use 2, 4 or 8.")
-        _check_choice("norm", norm, NORMS)
-        _check_choice("upsample", upsample, UPSAMPLE_MODES)
-        _check_count("channels", channels, 1, MAX_CHANNELS)
-        _check_count("blocks", blocks, 0, MAX_BLOCKS)
+        check_choice("scale", scale, SCALES)
+        check_choice("norm", norm, NORMS)
+        check_choice("upsample", upsample, UPSAMPLE_MODES)
+        check_whole("channels", channels, 1, MAX_CHANNELS)
+        check_whole("blocks", blocks, 0, MAX_BLOCKS)
         self._kwargs = {
             "scale": scale,
             "norm": norm,
@@ -447,7 +414,7 @@ def describe_network(net: nn.Module, size: int = 256) -> list[dict]:
     Shapes are recorded by forward hooks during one pass of a (1, 3, size, size) input, in
     eval mode and without gradients; the network's mode is restored afterwards.
     """
-    _check_count("size", size, MIN_SIDE)
+    check_whole("size", size, MIN_SIDE)
     rows: list[dict] = []
     handles = []
     for name, module in _stages(net):

@@ -10,6 +10,12 @@ help taken from the field) and :func:`config_from_args` builds the dataclass bac
 the parsed arguments, so the parser, the config and ``--help`` cannot drift apart.
 Field types understood: ``int``, ``float``, ``str``, ``bool`` (``--x`` / ``--no-x``),
 ``dict[str, float]`` (layer weights written ``relu1_1:0.5,relu2_1``) and ``X | None``.
+
+The same metadata checks a config: :func:`check_fields` refuses a value of the wrong type,
+outside the field's bounds (``low``, ``high``, ``below``) or not one of its ``choices``,
+with one line in one wording (``steps must be a whole number >= 1, got 0.``); a config's
+own ``check()`` adds only what involves several fields. Nothing here imports PyTorch, so
+``nst --help`` starts at once.
 """
 
 from __future__ import annotations
@@ -19,9 +25,11 @@ import dataclasses
 import math
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from .errors import BadInputError
 
 
 def option(
@@ -33,12 +41,17 @@ def option(
     metavar: str | None = None,
     default_help: str | None = None,
     cli: bool = True,
+    low: float | None = None,
+    high: float | None = None,
+    below: float | None = None,
 ) -> Any:
-    """A dataclass field with its command-line help.
+    """A dataclass field with its command-line help and its valid values.
 
     ``factory`` makes mutable defaults (dicts); ``choices`` limits the values;
     ``default_help`` replaces the printed default (e.g. "NST_ARCH, else vgg19");
-    ``cli=False`` keeps the field out of the command line.
+    ``cli=False`` keeps the field out of the command line. A number lies in ``low`` ..
+    ``high`` (or up to, not including, ``below``); a float field with no ``low`` must be
+    > 0 (a rate, a scale), a whole number field with no ``low`` >= 0.
     """
     metadata = {
         "help": help,
@@ -46,6 +59,9 @@ def option(
         "metavar": metavar,
         "default_help": default_help,
         "cli": cli,
+        "low": low,
+        "high": high,
+        "below": below,
     }
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
@@ -142,3 +158,90 @@ def add_options(parser: argparse.ArgumentParser, cls: type, title: str | None = 
 def config_from_args(cls: type, args: argparse.Namespace) -> Any:
     """The config dataclass ``cls`` that parsed command-line arguments describe."""
     return cls(**{f.name: getattr(args, f.name) for f in cli_fields(cls)})
+
+
+def check_whole(name: str, value: object, low: int = 0, high: int | None = None) -> int:
+    """``value`` if it is a whole number (not a bool) in ``low`` .. ``high``, else a
+    one-line :class:`BadInputError` naming ``name``."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        span = f">= {low}" if high is None else f"from {low} to {high}"
+        raise BadInputError(f"{name} must be a whole number {span}, got {value!r}.")
+    return value
+
+
+def check_number(
+    name: str,
+    value: object,
+    low: float | None = 0.0,
+    high: float | None = None,
+    below: float | None = None,
+) -> float:
+    """``value`` if it is a finite number in ``low`` .. ``high`` (or up to, not including,
+    ``below``); ``low=None``: > 0. Else a one-line :class:`BadInputError` naming ``name``."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and (value <= 0 if low is None else value < low):
+        ok = False
+    if ok and ((high is not None and value > high) or (below is not None and value >= below)):
+        ok = False
+    if not ok:
+        if high is not None or below is not None:
+            top = f"{high:g}" if high is not None else f"below {below:g}"
+            span = f"a number from {low or 0:g} to {top}"
+        else:
+            span = "a positive number" if low is None else f"finite and >= {low:g}"
+        raise BadInputError(f"{name} must be {span}, got {value!r}.")
+    return float(value)
+
+
+def check_choice(name: str, value: object, choices: Sequence[Any]) -> Any:
+    """``value`` if it is one of ``choices``, else a one-line :class:`BadInputError`."""
+    if value not in choices or not any(type(value) is type(c) for c in choices):  # 4.0, True
+        raise BadInputError(f"{name} must be one of {list(choices)}, got {value!r}.")
+    return value
+
+
+def check_layer_weights(name: str, layers: object) -> dict[str, float]:
+    """``layers`` if it maps layer names to finite weights >= 0, else a one-line error."""
+    if not isinstance(layers, Mapping) or not all(isinstance(k, str) for k in layers):
+        raise BadInputError(f"{name} must map layer names to weights, got {layers!r}.")
+    bad = {k: w for k, w in layers.items() if not _finite_nonnegative(w)}
+    if bad:
+        raise BadInputError(f"{name}: layer weights must be finite and >= 0, got {bad}.")
+    return dict(layers)
+
+
+def _finite_nonnegative(value: object) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value >= 0)  # fmt: skip
+
+
+def check_fields(config: Any) -> None:
+    """Check every field of the config dataclass ``config`` against its type and its
+    :func:`option` metadata (choices, bounds); the first bad one raises
+    :class:`BadInputError` in the wording of :func:`check_whole`, :func:`check_number`,
+    :func:`check_choice` or :func:`check_layer_weights`."""
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        value, meta = getattr(config, f.name), f.metadata
+        kind, optional = _base_type(hints[f.name])
+        if value is None and optional:
+            continue
+        choices = meta.get("choices")
+        if choices:
+            check_choice(f.name, value, choices)
+        elif kind is bool:
+            if not isinstance(value, bool):
+                raise BadInputError(f"{f.name} must be True or False, got {value!r}.")
+        elif kind is int:
+            check_whole(f.name, value, int(meta.get("low") or 0), meta.get("high"))
+        elif kind is float:
+            check_number(f.name, value, meta.get("low"), meta.get("high"), meta.get("below"))
+        elif typing.get_origin(kind) is dict:
+            check_layer_weights(f.name, value)
+        elif kind is str and not isinstance(value, str):
+            raise BadInputError(f"{f.name} must be a string, got {value!r}.")

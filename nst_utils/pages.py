@@ -34,8 +34,9 @@ from torch.utils.data import Dataset
 from torchvision.transforms.functional import InterpolationMode, gaussian_blur, rotate
 
 from .errors import BadInputError, NSTError
+from .options import check_number
+from .settings import MAX_STRENGTH, PAGE_SIZE
 
-PAGE_SIZE = (512, 384)  # (H, W) pixels: a portrait page at about 45 dpi, 3:4
 FONT_SIZE = (14, 18)  # pixels, smallest and largest; each page draws one size in between
 # TrueType fonts that ship inside matplotlib, so every install has them
 FONTS = {
@@ -102,20 +103,9 @@ def _check_font_size(font_size: int | tuple[int, int], size: tuple[int, int]) ->
     return low, high
 
 
-MAX_STRENGTH = 100  # degradation strengths from 0 up to (not including) this
-
-
 def _check_scale(value: float, name: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not 0 <= value < MAX_STRENGTH
-    ):
-        raise BadInputError(
-            f"{name} must be a number from 0 to below {MAX_STRENGTH} (1 is the default "
-            f"level), got {value!r}."
-        )
-    return float(value)
+    """A degradation strength: 0 (none) .. below MAX_STRENGTH, 1 the default level."""
+    return check_number(name, value, low=0, below=MAX_STRENGTH)
 
 
 def font_path(name: str) -> str:

@@ -1,7 +1,8 @@
 """Is this Python ready for the course? One line per package, ``[OK]`` or ``[FAIL]``.
 
 The list of packages and their oldest versions comes from the installed package's own
-metadata (``pyproject.toml``), so it cannot drift from what ``pip install`` asks for.
+metadata (``pyproject.toml``, the one list; ``environment.yml`` is checked against it by the
+tests), so it cannot drift from what ``pip install`` asks for.
 """
 
 from __future__ import annotations
@@ -13,19 +14,20 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 DISTRIBUTION = "nst-course"
-IMPORT_NAMES = {"pillow": "PIL", "scikit-image": "skimage", "onnxruntime": "onnxruntime"}
-FALLBACK = ["torch>=2.2", "torchvision>=0.17", "numpy>=1.24", "pillow>=10.0",
-            "matplotlib>=3.7", "tqdm>=4.66"]  # fmt: skip
+IMPORT_NAMES = {"pillow": "PIL"}
+NOT_INSTALLED = (
+    f"[FAIL] {DISTRIBUTION} is not installed in this Python, so its list of packages is "
+    'unknown. Run  pip install -e ".[dev]"  in the repository root.'
+)
 
 
 def requirements(extras: tuple[str, ...] = ("notebook",)) -> list[Requirement]:
-    """The course's requirements: the core ones plus those of ``extras``."""
-    try:
-        texts = requires(DISTRIBUTION) or []
-    except PackageNotFoundError:  # run from a clone without pip install (Colab's sys.path)
-        texts = FALLBACK + ["ipywidgets>=8.0"] * ("notebook" in extras)
+    """The course's requirements: the core ones plus those of ``extras``.
+
+    Raises ``PackageNotFoundError`` when the course is not installed (a clone on ``sys.path``).
+    """
     out = []
-    for text in texts:
+    for text in requires(DISTRIBUTION) or []:
         req = Requirement(text)
         if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in extras):
             out.append(req)
@@ -38,8 +40,14 @@ def check_install(extras: tuple[str, ...] = ("notebook",), verbose: bool = True)
     Prints ``[OK] name version`` or ``[FAIL] name: what to do`` per package (when
     ``verbose``) and returns the names that failed (empty when all is well).
     """
+    try:
+        wanted = requirements(extras)
+    except PackageNotFoundError:
+        if verbose:
+            print(NOT_INSTALLED)
+        return [DISTRIBUTION]
     problems = []
-    for req in requirements(extras):
+    for req in wanted:
         module = IMPORT_NAMES.get(req.name.lower(), req.name.replace("-", "_"))
         try:
             import_module(module)

@@ -10,7 +10,7 @@ the paper's *feature reconstruction loss*, via :class:`~nst_utils.losses.Percept
 or pixel by pixel (mean squared error, the paper's baseline), plus a consistency term
 (the output, degraded again, must give back the LR input); Adam trains the network
 (:func:`nst_utils.training.fit`). :func:`upscale` applies a trained network,
-:func:`bicubic` is the classical baseline, :func:`psnr` and :func:`ssim` score results.
+:func:`bicubic` is the classical baseline; :mod:`nst_utils.metrics` scores results.
 
 Metrics are computed the way super-resolution papers report them: on the luma channel Y
 of ITU-R BT.601 YCbCr (:func:`rgb_to_y`; the eye is most sensitive to luminance detail,
@@ -20,155 +20,26 @@ pixels off every border (where no method has full context): :mod:`nst_utils.metr
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
-from torchvision.utils import make_grid
 
 from .checkpoints import load_model
 from .datasets import PhotoFolder
-from .device import pick_device
 from .errors import BadInputError
-from .files import check_output
 from .images import ImageLike, as_tensor
 from .losses import PerceptualLoss, total_variation
-from .models import VGGFeatures, _check_arch, layer_names
-from .networks import (
-    MAX_BLOCKS,
-    MAX_CHANNELS,
-    NORMS,
-    UPSAMPLE_MODES,
-    SuperResolutionNet,
-    _check_count,
-    check_images,
-    infer,
-)
-from .options import option
-from .training import (
-    TrainingConfig,
-    TrainResult,
-    check_data_folder,
-    fit,
-    identify_data,
-    initialized,
-    save_trained,
-    start_run,
-)
+from .models import VGGFeatures
+from .networks import SuperResolutionNet, check_images, infer
+from .settings import SuperResolutionConfig
+from .training import Run, TrainResult, identify_data, sample_grid
 
-KIND = "super_resolution"
-SCALES = (2, 4, 8)
-LOSSES = ("feature", "pixel")
-MODEL_SUFFIXES = (".pth", ".pt")
-
-
-def _paper_content_layers() -> dict[str, float]:
-    return {"relu2_2": 1.0}
-
-
-@dataclass
-class SuperResolutionConfig(TrainingConfig):
-    """Every setting of a super-resolution training run (and the model file's record).
-
-    Paper (Johnson et al. 2016, section 4.2): x4 and x8 models; feature reconstruction loss
-    at ``relu2_2`` of VGG16; 288 x 288 px HR patches from 10k COCO photos; LR inputs made by
-    a Gaussian blur of sigma 1.0 and bicubic downsampling; batch 4, 200,000 steps, Adam lr
-    1e-3 (here 1e-4: without batch normalisation, Adam's first steps at 1e-3 are so large
-    that most ReLUs die and the network stays at the bicubic result). The network
-    (:class:`SuperResolutionNet`) defaults to the paper's width (64) and residual blocks
-    (4), without batch normalisation and with a bicubic skip connection (see its
-    docstring). The feature loss is relative (divided by its target's mean
-    square, see :class:`PerceptualLoss`), so its weight does not depend on which VGG16
-    weights are used. Additions to the paper: the consistency term (see :func:`make_loss`;
-    the paper matched colour histograms after the fact instead) and, optionally, training
-    on the most detailed of several random crops (``crop_tries``, :class:`DetailedCrops`).
-    """
-
-    crop_size: int = option(
-        128, "side of the square high-resolution training crops, px (paper: 288)"
-    )
-    lr: float = option(
-        1e-4,
-        "Adam learning rate (paper: 1e-3, with batch normalisation; without it, 1e-3 kills "
-        "most ReLUs in the first steps)",
-    )
-    scale: int = option(4, "upscaling factor (paper: 4 and 8)", choices=SCALES)
-    loss: str = option(
-        "feature",
-        "feature: VGG feature reconstruction loss (the paper's); pixel: mean squared error "
-        "(the paper's baseline)",
-        choices=LOSSES,
-    )
-    content_layers: dict[str, float] = option(
-        help="feature loss layers, NAME[:WEIGHT],... (paper: relu2_2)",
-        factory=_paper_content_layers,
-    )
-    content_weight: float = option(1.0, "weight of the feature (or pixel) loss")
-    consistency_weight: float = option(
-        100.0,
-        "weight of the consistency term MSE(degrade(output), LR input): keeps brightness and "
-        "colours (paper: none; it matched histograms afterwards)",
-    )
-    tv_weight: float = option(0.0, "total variation weight (smooths the output)")
-    arch: str = option("vgg16", "loss network (paper: vgg16)", choices=("vgg16", "vgg19"))
-    weights: str | None = option(
-        None, "loss network weights: imagenet | random | FILE.pth", default_help="NST_WEIGHTS"
-    )
-    blur_sigma: float = option(1.0, "Gaussian blur before downsampling, px (paper: 1.0)")
-    channels: int = option(64, "network width (paper: 64)")
-    blocks: int = option(4, "residual blocks (paper: 4)")
-    norm: str = option("none", "normalisation layers (paper: batch)", choices=NORMS)
-    upsample: str = option(
-        "nearest", "upsampling: nearest (resize + conv) or transposed (the paper's)",
-        choices=UPSAMPLE_MODES,
-    )  # fmt: skip
-    residual: bool = option(True, "add the bicubic upsampling to the output (paper: no)")
-    crop_tries: int = option(
-        1, "draw N crops per sample and train on the most detailed (paper: 1, uniform)"
-    )
-
-    def check(self) -> None:
-        """Raise :class:`BadInputError` naming the first bad setting."""
-        super().check()
-        if self.scale not in SCALES or isinstance(self.scale, bool):
-            raise BadInputError(f"scale={self.scale!r}: use one of {SCALES}.")
-        if self.loss not in LOSSES:
-            raise BadInputError(f"loss={self.loss!r}: use one of {LOSSES}.")
-        if self.crop_size % self.scale or self.crop_size < 8 * self.scale:
-            raise BadInputError(
-                f"crop_size={self.crop_size}: use a multiple of scale={self.scale} that is at "
-                f"least {8 * self.scale} px (the low-resolution crops are crop_size / scale)."
-            )
-        arch = _check_arch(self.arch)
-        unknown = [n for n in self.content_layers if n not in layer_names(arch)]
-        if unknown:
-            raise BadInputError(f"content_layers: unknown {arch.upper()} layer(s) {unknown}.")
-        if self.loss == "feature" and not any(w > 0 for w in self.content_layers.values()):
-            raise BadInputError("loss='feature' needs at least one content layer with weight > 0.")
-        if self.loss == "feature":
-            self.check_layers_fit(self.content_layers, arch)
-        if (
-            isinstance(self.crop_tries, bool)
-            or not isinstance(self.crop_tries, int)
-            or (self.crop_tries < 1)
-        ):
-            raise BadInputError(f"crop_tries must be a whole number >= 1, got {self.crop_tries!r}.")
-        for name in ("content_weight", "consistency_weight", "tv_weight", "blur_sigma"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and 0 <= value < float("inf")):
-                raise BadInputError(f"{name} must be finite and >= 0, got {value!r}.")
-        if not (self.content_weight or self.consistency_weight or self.tv_weight):
-            raise BadInputError(
-                "content_weight, consistency_weight and tv_weight are all 0: nothing to train."
-            )
-        _check_count("channels", self.channels, 1, MAX_CHANNELS)
-        _check_count("blocks", self.blocks, 0, MAX_BLOCKS)
+KIND = SuperResolutionConfig.KIND
 
 
 def build_network(config: SuperResolutionConfig) -> SuperResolutionNet:
@@ -295,12 +166,6 @@ def make_loss(
     return loss
 
 
-def _float16_copy(net: nn.Module) -> nn.Module:
-    """A float16 copy of ``net`` for the model file: half the size, and a loaded network
-    (float32) differs from the trained one by ~1e-3 at most (float16 has 11 bits of mantissa)."""
-    return copy.deepcopy(getattr(net, "module", net)).cpu().half()
-
-
 class DetailedCrops(torch.utils.data.Dataset):
     """Item ``k``: the most detailed of the crops ``tries * k`` ... ``tries * k + tries - 1``
     of ``crops`` (a dataset of HR crops, such as :class:`PhotoFolder`).
@@ -361,40 +226,28 @@ def train(
     float16 (about 0.8 MB at the default size); :func:`load` turns them back into float32.
     The output path is checked before any work starts.
     """
-    config.check()
-    output = check_output(output, suffixes=MODEL_SUFFIXES, what="output")
-    run_dir = output.with_suffix(".run") if run_dir is None else run_dir
-    folder = data if isinstance(data, (str, os.PathLike)) else None
-    if folder is not None:
-        check_data_folder(folder)
-        data = PhotoFolder(folder, crop_size=config.crop_size, seed=config.seed)
-    inputs = {"--data": identify_data(data)}
-    run_dir = start_run(run_dir, output, config, kind=KIND, resume=resume, data_folder=folder,
-                        inputs=inputs)  # fmt: skip
+    run = Run(config, output, run_dir=run_dir, resume=resume, folders={"--data": data})
+    data = run.photos("--data", data)
+    run.start({"--data": identify_data(data)})
     if config.crop_tries > 1:
         data = DetailedCrops(data, config.crop_tries, config.scale, config.blur_sigma)
-    device = pick_device(config.device)
-    loss = make_loss(config, device)
-    net = initialized(lambda: build_network(config), config.seed)
+    loss = make_loss(config, run.device)
     scale, sigma = config.scale, config.blur_sigma
 
     def loss_step(model: nn.Module, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         hr = crop_to_multiple(batch, scale)
         return loss(model(degrade(hr, scale, sigma)), hr)
 
-    fixed = crop_to_multiple(torch.stack([data[k] for k in range(3)]), scale).to(device)
+    fixed = crop_to_multiple(run.fixed(data), scale)
     fixed_lr = degrade(fixed, scale, sigma)
 
     def sample(model: nn.Module) -> torch.Tensor:
         pixels = F.interpolate(fixed_lr, scale_factor=scale, mode="nearest")
-        rows = [pixels, bicubic(fixed_lr, scale), model(fixed_lr).clamp(0, 1), fixed]
-        return make_grid(torch.cat(rows), nrow=len(fixed), padding=2).unsqueeze(0)
+        return sample_grid([pixels, bicubic(fixed_lr, scale), model(fixed_lr).clamp(0, 1), fixed])
 
-    result = fit(net, loss_step, data, config, kind=KIND, run_dir=run_dir, resume=resume,
-                 extra={"inputs": inputs}, sample=sample, callback=callback,
-                 progress=progress)  # fmt: skip
-    save_trained(output, _float16_copy(net), result, kind=KIND, config=config,
-                 data=_describe_data(data), weights_dtype="float16")  # fmt: skip
+    net, result = run.fit(lambda: build_network(config), loss_step, data, sample=sample,
+                          callback=callback, progress=progress)  # fmt: skip
+    run.save(net, result, half=True, data=_describe_data(data))
     return net, result
 
 

@@ -9,11 +9,17 @@ specific lines are marked ``# rank``.
 Resuming is exact: a checkpoint holds the weights, the optimiser's state and the step;
 the batches are a pure function of (seed, step) (:mod:`nst_utils.datasets`), so a resumed
 run computes the same losses as an uninterrupted one.
+
+Every method sets its run up the same way with :class:`Run` (check the config and the
+output, choose the run folder and the device, identify the inputs, seed the network,
+:func:`fit`, save the model file), so a method module holds only its network, its loss
+and its data.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import dataclasses
 import hashlib
@@ -23,7 +29,7 @@ import os
 import signal
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,73 +43,18 @@ from tqdm.auto import tqdm
 
 from .checkpoints import read_file, save_checkpoint, save_model
 from .config import weights_setting
-from .datasets import StepBatches
-from .device import check_seed, pick_device
+from .datasets import PhotoFolder, StepBatches
+from .device import pick_device
 from .errors import BadInputError, CheckpointError, DivergenceError
-from .files import atomic_write, find_files, remove_stale_partials
-from .gatys import layers_min_side
+from .files import atomic_write, check_output, find_files, remove_stale_partials
 from .images import save_image
-from .networks import _check_count
-from .options import option
+from .settings import LossNetworkConfig, TrainingConfig
 
 LossStep = Callable[[nn.Module, Any], dict[str, torch.Tensor]]
+MODEL_SUFFIXES = (".pth", ".pt")  # what a model file may be named
 CHECKPOINT = "checkpoint.pth"
-PRECISIONS = ("auto", "float32", "bfloat16")
 # settings a resumed run may change without changing what it computes
 RESUMABLE = {"steps", "log_every", "sample_every", "checkpoint_every", "workers", "device"}
-MAX_CROP = 1024  # px: four times the paper's 256; a batch of larger crops fills a GPU's memory
-MAX_STEP_PIXELS = 2**24  # pixels in one step's crops: 256 crops of 256 px (the paper: 4)
-
-
-@dataclass
-class TrainingConfig:
-    """Settings every trained network shares; each method's config adds its own fields."""
-
-    steps: int = option(2000, "training steps (one batch each)")
-    batch_size: int = option(4, "images per step, all processes together (paper: 4)")
-    crop_size: int = option(
-        256, "side of the square training crops, px (paper: whole photos at 256 x 256)"
-    )
-    lr: float = option(1e-3, "Adam learning rate (paper: 1e-3)")
-    seed: int = option(0, "seed of the network's initialisation and of the crops")
-    log_every: int = option(10, "record the loss every N steps")
-    sample_every: int = option(250, "save sample pictures every N steps (0: never)")
-    checkpoint_every: int = option(100, "write a checkpoint every N steps")
-    workers: int = option(0, "data-loading worker processes (0: load in the main process)")
-    device: str | None = option(None, "cpu | cuda | mps", default_help="automatic")
-
-    def check(self) -> None:
-        """Raise :class:`BadInputError` naming the first bad setting."""
-        for name in ("steps", "batch_size", "crop_size", "log_every", "checkpoint_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise BadInputError(f"{name} must be a whole number >= 1, got {value!r}.")
-        for name in ("sample_every", "workers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise BadInputError(f"{name} must be a whole number >= 0, got {value!r}.")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise BadInputError(f"lr must be a positive number, got {self.lr!r}.")
-        _check_count("crop_size", self.crop_size, 1, MAX_CROP)
-        if self.batch_size * self.crop_size**2 > MAX_STEP_PIXELS:
-            raise BadInputError(
-                f"batch_size={self.batch_size} crops of crop_size={self.crop_size} px are "
-                f"{self.batch_size * self.crop_size**2 / 1e6:.0f} M pixels a step; the limit is "
-                f"{MAX_STEP_PIXELS / 1e6:.1f} M (e.g. 256 crops of 256 px). Lower one of them."
-            )
-        check_seed(self.seed)
-
-    def check_layers_fit(self, layers: Iterable[str], arch: str) -> None:
-        """Refuse a crop_size too small for the deepest of the loss network's ``layers``."""
-        layers = list(layers)
-        if not layers:
-            return
-        need, deepest = layers_min_side(layers, arch)
-        if self.crop_size < need:
-            raise BadInputError(
-                f"crop_size={self.crop_size}: layer {deepest} needs crops of at least {need} px; "
-                "use larger crops or shallower layers."
-            )
 
 
 @dataclass
@@ -568,3 +519,108 @@ def fit(
     bar.close()
     net.eval()
     return TrainResult(history, done, seconds_before + time.perf_counter() - started)
+
+
+def describe_photos(data: torch.utils.data.Dataset, what: str = "photos") -> str:
+    """``"120 photos in coco"``: what a model file says it was trained on."""
+    return f"{len(data)} {what}" + (f" in {data.root.name}" if hasattr(data, "root") else "")
+
+
+def sample_grid(rows: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Rows of sample pictures, each (K, 3, H, W), as one (1, 3, H', W') picture: a row per
+    tensor, 2 px apart (torchvision's ``make_grid``)."""
+    from torchvision.utils import make_grid
+
+    return make_grid(torch.cat(list(rows)), nrow=len(rows[0]), padding=2).unsqueeze(0)
+
+
+class Run:
+    """One training run of any method, set up the one way; the method module adds only its
+    network, its loss and its data:
+
+    1. ``Run(config, output, ...)`` checks the config, then the output (it may replace none
+       of ``inputs``, nor the VGG weights file), chooses the run folder (default: the
+       output's name with ``.run``), checks the data ``folders`` and picks the device;
+    2. the method loads its data (:meth:`photos`) and images, and calls :meth:`start` with
+       what identifies them (:func:`start_run`: a checkpoint needs ``resume``, which
+       refuses other settings or inputs);
+    3. :meth:`fit` seeds the network's initial weights and runs :func:`fit`;
+    4. :meth:`save` writes the model file (``half=True``: float16 weights, half the size).
+    """
+
+    def __init__(
+        self,
+        config: TrainingConfig,
+        output: str | os.PathLike,
+        *,
+        run_dir: str | os.PathLike | None = None,
+        resume: bool = False,
+        inputs: Sequence[Any] = (),
+        folders: Mapping[str, Any] | None = None,
+    ) -> None:
+        config.check()
+        files = [i for i in inputs if isinstance(i, (str, os.PathLike))]
+        if isinstance(config, LossNetworkConfig) and weights_file(config.weights) is not None:
+            files.append(weights_file(config.weights))
+        self.config, self.resume, self.inputs = config, resume, {}
+        self.output = check_output(output, inputs=files, suffixes=MODEL_SUFFIXES, what="output")
+        self.run_dir = Path(run_dir) if run_dir is not None else self.output.with_suffix(".run")
+        self.folders = {flag: folder for flag, folder in (folders or {}).items()
+                        if isinstance(folder, (str, os.PathLike))}  # fmt: skip
+        for folder in self.folders.values():
+            check_data_folder(folder)
+        self.device = pick_device(config.device)
+
+    def photos(self, flag: str, data: Any, seed: int = 0) -> torch.utils.data.Dataset:
+        """``data`` as a dataset of crops: the folder given as ``flag`` cut into random
+        ``crop_size`` crops (:class:`PhotoFolder`, seeded ``config.seed + seed``), or a
+        dataset as it is."""
+        if flag not in self.folders:
+            return data
+        config = self.config
+        return PhotoFolder(self.folders[flag], crop_size=config.crop_size, seed=config.seed + seed)
+
+    def start(self, inputs: dict[str, dict[str, str]] | None = None) -> None:
+        """Check the run folder (:func:`start_run`) with what identifies the inputs."""
+        self.inputs = inputs or {}
+        others = {flag: f for flag, f in self.folders.items() if flag != "--data"}
+        self.run_dir = start_run(self.run_dir, self.output, self.config, kind=self.config.KIND,
+                                 resume=self.resume, data_folder=self.folders.get("--data"),
+                                 inputs=self.inputs, other_folders=others)  # fmt: skip
+
+    def fixed(self, dataset: torch.utils.data.Dataset, count: int = 3) -> Any:
+        """The first ``count`` samples of ``dataset``, stacked, on the device: the inputs of
+        every sample picture."""
+        items = [dataset[k] for k in range(count)]
+        if isinstance(items[0], (tuple, list)):
+            return [torch.stack(side).to(self.device) for side in zip(*items, strict=True)]
+        return torch.stack(items).to(self.device)
+
+    def fit(
+        self,
+        build: Callable[[], nn.Module],
+        loss_step: LossStep,
+        dataset: torch.utils.data.Dataset,
+        *,
+        sample: Callable[[nn.Module], torch.Tensor] | None = None,
+        callback: Callable[[int, dict[str, float]], None] | None = None,
+        progress: bool = True,
+    ) -> tuple[nn.Module, TrainResult]:
+        """``(network, result)``: ``build()`` with seeded initial weights, trained by
+        :func:`fit`."""
+        net = initialized(build, self.config.seed)
+        result = fit(net, loss_step, dataset, self.config, kind=self.config.KIND,
+                     run_dir=self.run_dir, resume=self.resume, extra={"inputs": self.inputs},
+                     sample=sample, callback=callback, progress=progress)  # fmt: skip
+        return net, result
+
+    def save(
+        self, net: nn.Module, result: TrainResult, *, half: bool = False, **extra: Any
+    ) -> None:
+        """Write the model file (:func:`save_trained`); ``half=True`` stores the weights in
+        float16: half the size, and the network loaded from it (float32) differs from the
+        trained one by ~1e-3 at most (float16 has 11 bits of mantissa)."""
+        if half:
+            net = copy.deepcopy(getattr(net, "module", net)).cpu().half()
+            extra["weights_dtype"] = "float16"
+        save_trained(self.output, net, result, kind=self.config.KIND, config=self.config, **extra)

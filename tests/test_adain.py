@@ -191,6 +191,7 @@ def test_per_sample_statistics_targets_are_relative_per_image():
         loss(torch.rand(3, 3, 32, 32), stats=stats)
 
 
+@pytest.mark.slow
 def test_training_loss_falls_and_the_model_file_round_trips(folders, tmp_path, monkeypatch):
     photos, styles = folders
     config = tiny_config(steps=30, sample_every=15, checkpoint_every=15)
@@ -221,6 +222,7 @@ def test_training_loss_falls_and_the_model_file_round_trips(folders, tmp_path, m
         load(tmp_path / "no_encoder.pth")
 
 
+@pytest.mark.slow
 def test_the_encoder_is_rebuilt_from_the_weights_it_was_trained_with(folders, tmp_path):
     photos, styles = folders
     vgg_file = tmp_path / "my_vgg16.pth"
@@ -251,6 +253,7 @@ def test_the_encoder_is_rebuilt_from_the_weights_it_was_trained_with(folders, tm
         load(tmp_path / "r.pth", weights=copied)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_resume_refuses_other_styles_photos_or_vgg_weights(folders, tmp_path, monkeypatch):
     photos, styles = folders
     config = tiny_config(steps=3, weights=None)  # NST_WEIGHTS decides: random (conftest)
@@ -292,6 +295,7 @@ def test_nothing_a_user_gave_is_overwritten(folders, tmp_path):
     assert not (styles / "run").exists() and not (photos / "run").exists()
 
 
+@pytest.mark.slow
 def test_resume_continues_bit_for_bit(folders, tmp_path):
     photos, styles = folders
     _, whole = train(tiny_config(), styles, photos, tmp_path / "a.pth", progress=False)

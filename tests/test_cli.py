@@ -24,6 +24,7 @@ def images(tmp_path):
     return content, style
 
 
+@pytest.mark.slow
 def test_writes_the_output(images, tmp_path, capsys):
     content, style = images
     out = tmp_path / "out" / "result.png"
@@ -63,6 +64,7 @@ def test_help_explains_with_examples():
         assert needle in text
 
 
+@pytest.mark.slow
 def test_help_via_python_dash_m():
     run = subprocess.run(
         [sys.executable, "-m", "nst_utils", "stylize", "--help"],
@@ -110,6 +112,7 @@ def test_bad_settings_exit_2(images, tmp_path, capsys, extra, needle):
 
 
 @pytest.mark.skipif(shutil.which("nst") is None, reason="package not installed with scripts")
+@pytest.mark.slow
 def test_console_script(images, tmp_path):
     content, _ = images
     run = subprocess.run(
@@ -135,6 +138,7 @@ def photo_folder(tmp_path):
     return folder
 
 
+@pytest.mark.slow
 def test_train_then_transform_a_file_and_a_folder(
     photo_folder, images, tmp_path, capsys, monkeypatch
 ):
@@ -198,6 +202,7 @@ def test_train_sr_then_enhance_makes_the_image_four_times_larger(photo_folder, t
     assert load_image(out).size == (4 * 48, 4 * 40)
 
 
+@pytest.mark.slow
 def test_train_document_then_enhance_keeps_the_page_size(tmp_path, capsys):
     model = tmp_path / "doc.pth"
     assert main(["train-document", "-o", str(model), "--crop-size", "32", *NET_TINY]) == 0
@@ -213,6 +218,7 @@ def test_train_document_then_enhance_keeps_the_page_size(tmp_path, capsys):
     assert code == 2 and "nst train-document / nst enhance" in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_enhance_refuses_a_style_model_naming_both_accepted_kinds(photo_folder, images, tmp_path,
                                                                    capsys):  # fmt: skip
     _, style = images

@@ -83,6 +83,7 @@ def test_a_multistyle_model_takes_an_index_or_a_blend(files, tmp_path, capsys):
         assert (load_tensor(out) - expected).abs().max() <= 1 / 255 + 1e-6
 
 
+@pytest.mark.slow
 def test_an_adain_model_takes_styles_blends_alpha_colour_and_a_mask(files, tmp_path, capsys):
     base = ["transform", "-m", files / "adain.pth", "-i", files / "photo.png", "-q"]
     styles = ["-s", files / "s1.png", "-s", files / "s2.png"]
@@ -103,6 +104,7 @@ def test_an_adain_model_takes_styles_blends_alpha_colour_and_a_mask(files, tmp_p
     assert (load_tensor(tmp_path / "out1.png") - expected).abs().max() <= 1 / 255 + 1e-6
 
 
+@pytest.mark.slow
 def test_style_statistics_are_computed_once_for_a_folder(files, tmp_path, capsys, monkeypatch):
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -139,8 +141,9 @@ def test_style_statistics_are_computed_once_for_a_folder(files, tmp_path, capsys
         ("adain.pth", ["-s", "s1.png", "-s", "s2.png", "--style-blend", "1"],
          ["--style-blend 1: 1 weight(s) for 2 --style images"]),
         ("adain.pth", ["-s", "s1.png", "--alpha", "1.5"], ["--alpha 1.5: give a number in 0 .. 1"]),
-        ("adain.pth", ["-s", "s1.png", "-s", "s2.png", "--mask", "small_mask.png"],
-         ["--mask", "small_mask.png is 40x30 px but", "photo.png is 40x32 px"]),
+        pytest.param("adain.pth", ["-s", "s1.png", "-s", "s2.png", "--mask", "small_mask.png"],
+                     ["--mask", "small_mask.png is 40x30 px but", "photo.png is 40x32 px"],
+                     marks=pytest.mark.slow),
         ("adain.pth", ["-s", "s1.png", "-s", "s2.png", "--mask", "red_mask.png"],
          ["--mask", "red_mask.png is a colour image; give a greyscale one"]),
         ("adain.pth", ["-s", "s1.png", "-s", "s2.png", "--mask", "text_mask.png"],
@@ -214,6 +217,7 @@ def make_clip(path, frames=6, size=(32, 40), fps=10):
     return path
 
 
+@pytest.mark.slow
 def test_videos_through_each_kind_of_model(files, tmp_path, capsys):
     av = pytest.importorskip("av")
     clip = make_clip(tmp_path / "clip.mp4")
@@ -246,6 +250,7 @@ def test_a_missing_video_extra_is_one_line(files, tmp_path, capsys, monkeypatch)
     assert code == 2 and one_error(err, 'pip install "nst-course[video]"'), err
 
 
+@pytest.mark.slow
 def test_onnx_exports_of_both_run_in_transform(files, tmp_path, capsys):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
@@ -270,6 +275,7 @@ def test_onnx_exports_of_both_run_in_transform(files, tmp_path, capsys):
     assert code == 2 and one_error(err, "--style-index 5:", "(0: a.png, 1: b.png, 2: c.png)"), err
 
 
+@pytest.mark.slow
 def test_the_training_commands_write_models(tmp_path, capsys):
     photos, styles = tmp_path / "photos", tmp_path / "styles"
     rng = np.random.default_rng(1)
@@ -304,6 +310,7 @@ def test_the_training_commands_write_models(tmp_path, capsys):
     assert info.value.code == 2 and "one of the arguments --styles --style/-s is required" in err
 
 
+@pytest.mark.slow
 def test_help_stays_light():
     code = ("import sys; from nst_utils.cli import build_parser; build_parser(); "
             "heavy = [m for m in ('nst_utils.video', 'nst_utils.export', 'av', 'onnx') "

@@ -131,6 +131,7 @@ def _run(client, code: str, timeout: float = 300) -> str:
 @pytest.mark.parametrize(
     "source", list(SETUP_SOURCES), ids=[_label(p) for p in SETUP_SOURCES.values()]
 )
+@pytest.mark.slow
 def test_setup_cell_installs_the_course_the_colab_way(source, source_repo, tmp_path):
     colab_dir = tmp_path / "content" / "nst-course"
     env = os.environ | {

@@ -53,6 +53,7 @@ def test_seed_everything_repeats_all_generators():
     assert torch.equal(first[2], second[2])
 
 
+@pytest.mark.slow
 def test_describe_names_versions_and_device():
     text = describe(torch.device("cpu"))
     assert torch.__version__ in text and "cpu" in text and "weights" in text

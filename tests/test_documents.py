@@ -62,6 +62,7 @@ def test_enhance_takes_an_image_file(tmp_path):
     assert out.shape == (1, 3, 31, 45)
 
 
+@pytest.mark.slow
 def test_loss_terms_are_zero_for_a_perfect_output_and_pixel_loss_matches_torch():
     clean = heldout_page(0, size=SMALL_PAGE)[0]
     degraded = heldout_page(0, size=SMALL_PAGE)[1]
@@ -99,6 +100,7 @@ def test_config_refuses_bad_settings():
             tiny_config(**changes).check()
 
 
+@pytest.mark.slow
 def test_training_loss_falls_and_writes_samples(trained):
     config, path, _, result = trained
     totals = [terms["total"] for terms in result.history]
@@ -112,6 +114,7 @@ def test_training_loss_falls_and_writes_samples(trained):
     ]
 
 
+@pytest.mark.slow
 def test_model_round_trip(trained):
     config, path, net, _ = trained
     loaded, record = documents.load(path)
@@ -121,6 +124,7 @@ def test_model_round_trip(trained):
     assert "synthetic pages" in record["extra"]["data"]
 
 
+@pytest.mark.slow
 def test_loading_refuses_other_kinds(trained, tmp_path):
     _, path, net, _ = trained
     with pytest.raises(CheckpointError, match="document enhancement model"):
@@ -148,6 +152,7 @@ def test_image_quality_values():
     assert math.isclose(image_quality(target, target)["ssim"], 1.0, rel_tol=1e-4)
 
 
+@pytest.mark.slow
 def test_evaluate_identity_network_scores_the_degraded_pages():
     result = evaluate(nn.Identity(), pages=2, size=SMALL_PAGE, progress=False)
     assert [row["page"] for row in result.rows] == [0, 1]
@@ -161,6 +166,7 @@ def test_evaluate_identity_network_scores_the_degraded_pages():
     assert "cer_before" not in mean and "PSNR" in result.table()
 
 
+@pytest.mark.slow
 def test_evaluate_with_ocr_identity_network_keeps_the_error_rate():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -173,6 +179,7 @@ def test_evaluate_with_ocr_identity_network_keeps_the_error_rate():
     assert "character error rate" in result.table()
 
 
+@pytest.mark.slow
 def test_shipped_model_restores_held_out_pages():
     """The model in models/ (notebook 06, models/README.md): small, and on two held-out
     pages far closer to the clean page than the degraded input (measured on ten: PSNR

@@ -29,6 +29,7 @@ def exported(request, tmp_path_factory):
 
 
 @pytest.mark.parametrize("shape", [(1, 3, 32, 40), (2, 3, 37, 53)])
+@pytest.mark.slow
 def test_onnx_runtime_matches_pytorch(exported, shape):
     net, path = exported
     x = torch.rand(shape)
@@ -38,6 +39,7 @@ def test_onnx_runtime_matches_pytorch(exported, shape):
     assert out.min() >= 0 and out.max() <= 1
 
 
+@pytest.mark.slow
 def test_export_writes_only_the_file(exported):
     net, path = exported
     assert [p.name for p in path.parent.iterdir()] == ["net.onnx"]  # no temp files left
@@ -50,6 +52,7 @@ def test_export_refuses_bad_sizes(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_onnx_network_bad_inputs(exported, tmp_path):
     _, path = exported
     runner = OnnxNetwork(path)
@@ -92,6 +95,7 @@ def two_input_models(tmp_path_factory):
     return multi.eval(), adain_net.eval(), folder
 
 
+@pytest.mark.slow
 def test_multistyle_and_adain_exports_match_pytorch(two_input_models):
     multi, adain_net, folder = two_input_models
     runner = OnnxNetwork(folder / "multi.onnx", "multistyle")
@@ -113,6 +117,7 @@ def test_multistyle_and_adain_exports_match_pytorch(two_input_models):
     assert max(errors) <= 1e-3
 
 
+@pytest.mark.slow
 def test_two_input_graphs_refuse_a_missing_or_wrong_style(two_input_models):
     _, _, folder = two_input_models
     multi = OnnxNetwork(folder / "multi.onnx")
@@ -127,6 +132,7 @@ def test_two_input_graphs_refuse_a_missing_or_wrong_style(two_input_models):
         OnnxNetwork(folder / "adain.onnx", "fast_style")
 
 
+@pytest.mark.slow
 def test_one_input_graphs_take_no_style(exported):
     _, path = exported
     with pytest.raises(BadInputError, match=r"this ONNX graph takes no style= \(it takes images"):

@@ -49,6 +49,7 @@ def gram_distance(image: torch.Tensor, style: torch.Tensor) -> float:
 
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+@pytest.mark.slow
 def test_loss_and_style_distance_fall(optimizer):
     # L-BFGS without line search jumps around on saturated 32 px stripes with random
     # weights (not on photos with trained weights), so it gets a smooth tinted style here.
@@ -66,6 +67,7 @@ def test_loss_and_style_distance_fall(optimizer):
     assert result.image.min() >= 0 and result.image.max() <= 1 and result.seconds > 0
 
 
+@pytest.mark.slow
 def test_adam_and_total_is_sum_of_terms():
     result = stylize(smooth(0), stripes(), tiny(optimizer="adam", steps=15, tv_weight=0.1),
                      progress=False)  # fmt: skip
@@ -75,6 +77,7 @@ def test_adam_and_total_is_sum_of_terms():
     assert h["tv"][0] > 0 and h["total"][-1] < h["total"][0]
 
 
+@pytest.mark.slow
 def test_luminance_keeps_content_chroma():
     content = smooth(1, tint=(1.0, 0.6, 0.3))  # orange photo
     style = stripes().flip(1)  # bluish painting
@@ -102,6 +105,7 @@ def test_color_helpers():
     assert torch.allclose(cov, cov_ref, atol=2e-3)
 
 
+@pytest.mark.slow
 def test_histogram_mode_runs_and_moves_towards_content_colours():
     content = smooth(1, tint=(1.0, 0.6, 0.3))
     style = stripes().flip(1)
@@ -167,6 +171,7 @@ def test_engine_loss_equals_the_loss_taught_in_notebook_03(relative):
     assert by_hand["style"].item() > 0 and by_hand["content"].item() > 0
 
 
+@pytest.mark.slow
 def test_blend_one_zero_equals_first_style_alone():
     content, a, b = smooth(0), stripes(), smooth(5)
     alone = stylize(content, a, tiny(steps=8), progress=False)
@@ -258,6 +263,7 @@ def test_bad_blend_and_inputs_are_rejected(tmp_path):
         tiny().replace(stile_weight=1.0)
 
 
+@pytest.mark.slow
 def test_non_finite_loss_is_a_clear_error():
     with pytest.raises(NSTError, match="loss became"):
         stylize(
@@ -268,6 +274,7 @@ def test_non_finite_loss_is_a_clear_error():
         )
 
 
+@pytest.mark.slow
 def test_relative_losses_do_not_depend_on_the_networks_activation_scale(tmp_path):
     """A VGG whose activations are 50x larger (as in Caffe conversions, inputs 0..255)."""
     from nst_utils import load_vgg_state

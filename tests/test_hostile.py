@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 import nst_utils
-from nst_utils import BadInputError, load_image, save_image
+from nst_utils import BadInputError, commands, gatys, load_image, save_image
 from nst_utils import cli as cli_module
 from nst_utils.files import atomic_write, check_output
 from nst_utils.gatys import StyleTransferConfig, stylize
@@ -45,7 +45,7 @@ def no_work(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the optimisation started before the output was checked")
 
-    monkeypatch.setattr(cli_module, "stylize", refuse)
+    monkeypatch.setattr(gatys, "stylize", refuse)
 
 
 # --- formats: the decoder is chosen by content, so the allow-list must not trust names
@@ -83,6 +83,7 @@ def test_a_real_eps_file_is_refused(tmp_path):
 # --- outputs: checked before any work starts
 
 
+@pytest.mark.slow
 def test_output_in_a_missing_folder_is_created_first(photos, tmp_path, capsys):
     content, style = photos
     out = tmp_path / "new" / "deeper" / "o.png"
@@ -130,6 +131,7 @@ def test_output_equal_to_an_input_through_another_spelling(photos, capsys, no_wo
     assert code == 2 and "also an input" in err
 
 
+@pytest.mark.slow
 def test_tilde_is_expanded_in_every_path_option(photos, tmp_path, capsys, monkeypatch):
     content, style = photos
     monkeypatch.setenv("HOME", str(tmp_path))
@@ -146,7 +148,7 @@ def test_tilde_is_expanded_in_every_path_option(photos, tmp_path, capsys, monkey
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
-        (["--size", "100000"], "size must be a whole number of pixels from 16 to 4096"),
+        (["--size", "100000"], "size must be a whole number from 16 to 4096, got 100000"),
         (["--style-scale", "1000"], "Lower style_scale"),
         (["--seed", str(2**40)], "seed must be a whole number from 0 to 4294967295"),
         (["--seed", "-1"], "seed must be"),
@@ -189,12 +191,13 @@ def test_out_of_memory_gives_a_hint(photos, tmp_path, capsys, monkeypatch):
     def oom(*args, **kwargs):
         raise RuntimeError("[enforce fail] DefaultCPUAllocator: can't allocate memory: 1e12 bytes")
 
-    monkeypatch.setattr(cli_module, "stylize", oom)
+    monkeypatch.setattr(gatys, "stylize", oom)
     code, err = run_cli(["stylize", "-c", content, "-s", style, "-o", tmp_path / "o.png", *TINY],
                         capsys)  # fmt: skip
     assert code == 1 and "out of memory" in err and "lower --size" in err
 
 
+@pytest.mark.slow
 def test_full_disk_while_writing_is_one_line(photos, tmp_path, capsys, monkeypatch):
     content, style = photos
     out = tmp_path / "o.png"
@@ -202,7 +205,7 @@ def test_full_disk_while_writing_is_one_line(photos, tmp_path, capsys, monkeypat
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device", str(out))
 
-    monkeypatch.setattr(cli_module, "save_image", full)
+    monkeypatch.setattr(commands, "save_image", full)
     code, err = run_cli(["stylize", "-c", content, "-s", style, "-o", out, *TINY], capsys)
     assert code == 1 and err == f"nst: error: {out}: No space left on device"
 
@@ -304,7 +307,7 @@ def test_ctrl_c_during_the_run_leaves_no_output(photos, tmp_path, capsys, monkey
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_module, "stylize", interrupted)
+    monkeypatch.setattr(gatys, "stylize", interrupted)
     out = tmp_path / "out" / "o.png"
     code, err = run_cli(["stylize", "-c", content, "-s", style, "-o", out, *TINY], capsys)
     assert code == 130 and "no output written" in err
@@ -344,6 +347,7 @@ def test_jpegs_keep_their_detail(tmp_path):
 # --- no hidden global state
 
 
+@pytest.mark.slow
 def test_import_changes_no_warning_filter_and_no_rng():
     # Libraries the package imports may add filters for their own warnings (sympy, scipy
     # do); the package's own code must add none: every filter call is traced to its caller.
@@ -371,6 +375,7 @@ def test_import_changes_no_warning_filter_and_no_rng():
     assert run.returncode == 0 and "clean" in run.stdout, run.stderr
 
 
+@pytest.mark.slow
 def test_stylize_leaves_the_global_generators_alone():
     torch.manual_seed(1234)
     np.random.seed(1234)

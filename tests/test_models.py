@@ -32,6 +32,7 @@ def vgg16_file(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_layer_names_follow_the_papers():
     names16, names19 = layer_names("vgg16"), layer_names("vgg19")
     assert len(names16) == 31 and len(names19) == 37  # torchvision's features lengths
@@ -49,6 +50,7 @@ def test_describe_layers_shapes_and_receptive_fields():
     assert rows["pool5"]["shape"] == (512, 7, 7)
 
 
+@pytest.mark.slow
 def test_features_shapes_truncation_and_frozen():
     with pytest.warns(RandomWeightsWarning, match="RANDOM"):
         net = VGGFeatures(PAPER_LAYERS, arch="vgg19", weights="random")
@@ -64,6 +66,7 @@ def test_features_shapes_truncation_and_frozen():
     assert out["relu5_1"].shape == (2, 512, 4, 3)
 
 
+@pytest.mark.slow
 def test_gradients_flow_to_the_input():
     net = VGGFeatures(["relu3_1"], arch="vgg16", weights="random")
     x = torch.rand(1, 3, 32, 32, requires_grad=True)
@@ -85,6 +88,7 @@ def test_unknown_layer_and_arch():
         VGGFeatures(["relu1_1"], arch="resnet50", weights="random")
 
 
+@pytest.mark.slow
 def test_arch_and_weights_come_from_the_environment(monkeypatch, vgg16_file):
     monkeypatch.setenv("NST_ARCH", "vgg16")
     monkeypatch.setenv("NST_WEIGHTS", str(vgg16_file))
@@ -94,6 +98,7 @@ def test_arch_and_weights_come_from_the_environment(monkeypatch, vgg16_file):
     assert torch.equal(net.net.conv5_3.weight, expected)
 
 
+@pytest.mark.slow
 def test_random_weights_are_seeded_and_keep_activation_scale():
     a = load_vgg_state("vgg19", "random", seed=0)
     b = load_vgg_state("vgg19", "random", seed=0)
@@ -106,6 +111,7 @@ def test_random_weights_are_seeded_and_keep_activation_scale():
     assert all(0.3 < s < 3.0 for s in stds), stds  # no shrinking with depth
 
 
+@pytest.mark.slow
 def test_file_with_full_torchvision_state_dict(tmp_path):
     state = torchvision_state("vgg19", seed=2)
     path = tmp_path / "vgg19_full.pth"
@@ -115,6 +121,7 @@ def test_file_with_full_torchvision_state_dict(tmp_path):
     assert torch.equal(net.net.conv1_1.bias, state["features.0.bias"])
 
 
+@pytest.mark.slow
 def test_file_output_matches_torchvision(vgg16_file):
     reference = vgg16()
     state = torch.load(vgg16_file, weights_only=True)
@@ -128,6 +135,7 @@ def test_file_output_matches_torchvision(vgg16_file):
     assert torch.allclose(net(x)["relu2_2"], expected, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_rescaling_gives_every_layer_unit_mean_activation():
     net = VGGFeatures(["relu1_1", "relu3_3", "relu5_3"], arch="vgg16", weights="random")
     calibration = _pink_noise(4, 128, torch.Generator().manual_seed(0))
@@ -138,11 +146,13 @@ def test_rescaling_gives_every_layer_unit_mean_activation():
     assert means == pytest.approx([1.0, 1.0, 1.0], rel=0.2)
 
 
+@pytest.mark.slow
 def test_file_for_the_wrong_network_names_both(vgg16_file):
     with pytest.raises(NSTError, match=r"vgg16_features\.pth do not fit VGG19.*look like VGG16"):
         VGGFeatures(["relu1_1"], arch="vgg19", weights=vgg16_file)
 
 
+@pytest.mark.slow
 def test_file_with_wrong_shapes(tmp_path):
     state = {k: v for k, v in torchvision_state("vgg16").items() if k.startswith("features.")}
     state["features.0.weight"] = torch.zeros(64, 1, 3, 3)
@@ -179,6 +189,7 @@ def test_failed_download_explains_the_ways_out(monkeypatch):
     assert "NST_WEIGHTS=/path/to/file.pth" in message and "cached" in message
 
 
+@pytest.mark.slow
 def test_imagenet_weights_are_requested_by_default(monkeypatch):
     from torchvision.models import VGG16_Weights
 
@@ -209,6 +220,7 @@ def test_imagenet_weights_are_requested_by_default(monkeypatch):
         (lambda w: w.zero_(), "all zeros"),
     ],
 )
+@pytest.mark.slow
 def test_damaged_weight_files_are_refused(tmp_path, damage, message):
     state = {k: v for k, v in torchvision_state("vgg16").items() if k.startswith("features.")}
     damage(state["features.2.weight"])
@@ -220,6 +232,7 @@ def test_damaged_weight_files_are_refused(tmp_path, damage, message):
         VGGFeatures(["relu1_1"], arch="vgg16", weights=path)
 
 
+@pytest.mark.slow
 def test_cached_weights_are_handed_out_as_copies():
     first = load_vgg_state("vgg16", "random", seed=5)
     first["features.0.weight"].zero_()  # a careless caller
@@ -227,6 +240,7 @@ def test_cached_weights_are_handed_out_as_copies():
     assert second["features.0.weight"].abs().sum() > 0
 
 
+@pytest.mark.slow
 def test_normalisation_lives_in_the_network():
     net = VGGFeatures(["conv1_1"], arch="vgg16", weights="random")
     x = torch.rand(1, 3, 8, 8)

@@ -146,6 +146,7 @@ def test_each_run_of_keys_holds_every_style_once():
     assert [int(data[k][1]) for k in range(8)] != [0, 1, 2, 3] * 2  # shuffled per run
 
 
+@pytest.mark.slow
 def test_per_sample_styles_give_each_image_its_own_styles_loss(photos):
     _, styles = photos
     config = tiny_config()
@@ -159,6 +160,7 @@ def test_per_sample_styles_give_each_image_its_own_styles_loss(photos):
         assert torch.allclose(terms[name], (alone[0][name] + alone[1][name]) / 2, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_training_loss_falls_and_the_model_file_round_trips(photos, tmp_path):
     folder, styles = photos
     config = tiny_config(steps=40, sample_every=20, checkpoint_every=20)
@@ -189,6 +191,7 @@ def test_training_loss_falls_and_the_model_file_round_trips(photos, tmp_path):
         load(tmp_path / "other.pth")
 
 
+@pytest.mark.slow
 def test_resume_continues_bit_for_bit(photos, tmp_path):
     folder, styles = photos
     _, whole = train(tiny_config(), styles, folder, tmp_path / "a.pth", progress=False)
@@ -214,6 +217,7 @@ def test_style_lists_and_bad_style_folders(photos, tmp_path):
         train(tiny_config(), [], folder, tmp_path / "x.pth")
 
 
+@pytest.mark.slow
 def test_resume_refuses_other_styles_or_photos_and_inputs_are_never_replaced(photos, tmp_path):
     folder, styles = photos
     train(tiny_config(steps=3), styles, folder, tmp_path / "m.pth", progress=False)

@@ -9,6 +9,7 @@ def target_loss(target: torch.Tensor):
 
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+@pytest.mark.slow
 def test_loss_falls_and_history_is_recorded(optimizer):
     torch.manual_seed(0)
     target = torch.rand(1, 3, 8, 8)

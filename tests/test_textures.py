@@ -42,6 +42,7 @@ def test_shuffle_patches_rejects_bad_arguments():
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.slow
 def test_gram_matrices_survive_a_patch_shuffle(seed):
     """A Gram matrix averages over positions, so moving whole patches changes it only where
     a unit's receptive field straddles a patch border. relu1_1 sees 3x3 pixels and relu2_1
@@ -65,6 +66,7 @@ def test_gram_matrices_survive_a_patch_shuffle(seed):
         assert relative(elsewhere[layer], grams[layer]) > 0.4, layer
 
 
+@pytest.mark.slow
 def test_synthesize_texture_lowers_the_style_loss_tenfold():
     style = nst.load_tensor(nst.data_path("styles", "starry_night.jpg"), 32)
     net = nst.VGGFeatures(["relu1_1", "relu2_1"], arch="vgg16", weights="random")

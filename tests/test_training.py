@@ -4,6 +4,7 @@ what they are not."""
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from nst_utils import CheckpointError
 from nst_utils.checkpoints import load_model, read_file, save_model
@@ -46,6 +47,7 @@ def photos(tmp_path_factory):
     return folder, style
 
 
+@pytest.mark.slow
 def test_training_loss_falls_and_the_model_file_round_trips(photos, tmp_path):
     folder, style = photos
     config = tiny_config(steps=40, sample_every=20, checkpoint_every=20)
@@ -69,6 +71,7 @@ def test_training_loss_falls_and_the_model_file_round_trips(photos, tmp_path):
     assert stylize_tensor(loaded, x).shape == (1, 3, 37, 45)
 
 
+@pytest.mark.slow
 def test_resume_continues_bit_for_bit(photos, tmp_path):
     folder, style = photos
     _, whole = train(tiny_config(), style, folder, tmp_path / "a.pth", progress=False)
@@ -82,6 +85,7 @@ def test_resume_continues_bit_for_bit(photos, tmp_path):
         assert torch.equal(p, q), name
 
 
+@pytest.mark.slow
 def test_resume_with_other_settings_is_refused(photos, tmp_path):
     folder, style = photos
     train(tiny_config(steps=3), style, folder, tmp_path / "c.pth", progress=False)
@@ -112,6 +116,7 @@ DDP_WORKER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_two_processes_train_like_one(photos, tmp_path):
     folder, style = photos
     script = tmp_path / "worker.py"
@@ -222,11 +227,32 @@ def test_bad_training_settings(photos, tmp_path):
     assert not (tmp_path / "m.run").exists()
 
 
-def test_photo_folder_is_used_for_the_data(photos):
-    folder, _ = photos
-    assert len(PhotoFolder(folder, crop_size=32)) == 5
+@pytest.mark.slow
+def test_training_draws_its_batches_from_the_photo_folder(photos, tmp_path):
+    # change one photo: the losses stay the same up to the first step whose batch holds a crop
+    # of it and change there, so each step trains on the folder's own samples, in key order
+    folder, style = photos
+    config = tiny_config(steps=3, sample_every=0)  # 6 samples: every photo once, and one more
+    keys = range(config.steps * config.batch_size)
+    samples = PhotoFolder(folder, crop_size=config.crop_size, seed=config.seed)
+    first_step = {}
+    for photo in samples.files:
+        changed = tmp_path / photo.stem
+        shutil.copytree(folder, changed)
+        ImageOps.invert(Image.open(photo).convert("RGB")).save(changed / photo.name)
+        other = PhotoFolder(changed, crop_size=config.crop_size, seed=config.seed)
+        key = next(k for k in keys if not torch.equal(other[k], samples[k]))
+        first_step[changed] = key // config.batch_size
+    changed, step = max(first_step.items(), key=lambda item: item[1])
+    assert step >= 1  # 5 photos, 2 a step: the last photo of the first epoch comes in step 2
+    _, before = train(config, style, folder, tmp_path / "a.pth", progress=False)
+    _, after = train(config, style, changed, tmp_path / "b.pth", progress=False)
+    totals = [[h["total"] for h in result.history] for result in (before, after)]
+    assert totals[0][:step] == totals[1][:step]
+    assert totals[0][step] != totals[1][step]
 
 
+@pytest.mark.slow
 def test_bfloat16_loss_network_gives_the_float32_loss_to_within_rounding(photos):
     folder, style = photos
     data = PhotoFolder(folder, crop_size=32, seed=0)

@@ -69,6 +69,7 @@ def test_filter_grid_shape_and_grey_zero():
     assert torch.allclose(grid[:, 7:, :6], torch.full((3, 6, 6), 0.5))  # all-zero -> grey
 
 
+@pytest.mark.slow
 def test_filter_grid_rejects_non_rgb_filters(net):
     with pytest.raises(NSTError, match="conv1_1"):
         filter_grid(net.net.conv1_2.weight)
@@ -76,11 +77,13 @@ def test_filter_grid_rejects_non_rgb_filters(net):
         filter_grid(net.net.conv1_1.weight, scale=0)
 
 
+@pytest.mark.slow
 def test_filter_grid_of_the_real_first_layer(net):
     grid = filter_grid(net.net.conv1_1.weight)  # 64 filters, 8 per row
     assert grid.shape == (3, 8 * 4 - 1, 8 * 4 - 1)
 
 
+@pytest.mark.slow
 def test_layer_output_reaches_unreturned_layers(net):
     x = _image(16)
     conv = layer_output(net, x, "conv2_1")
@@ -90,6 +93,7 @@ def test_layer_output_reaches_unreturned_layers(net):
         layer_output(net, x, "conv3_1")
 
 
+@pytest.mark.slow
 def test_maximize_activation_excites_the_channel(net):
     channel = 7
     start = 0.5 + 0.05 * torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -101,6 +105,7 @@ def test_maximize_activation_excites_the_channel(net):
     assert after > before + 1.0 and after > 3 * abs(before)
 
 
+@pytest.mark.slow
 def test_maximize_activation_octaves_and_errors(net):
     image = maximize_activation(net, "conv1_2", 0, size=24, steps=6, octaves=2, progress=False)
     assert image.shape == (1, 3, 24, 24)
@@ -108,6 +113,7 @@ def test_maximize_activation_octaves_and_errors(net):
         maximize_activation(net, "relu2_1", 128, size=16, steps=1, progress=False)
 
 
+@pytest.mark.slow
 def test_reconstruction_loss_falls_tenfold(net):
     result = reconstruct(net, "relu2_1", _image(40), steps=40, progress=False)
     loss = result.history["content"]
@@ -118,6 +124,7 @@ def test_reconstruction_loss_falls_tenfold(net):
         reconstruct(net, "relu3_1", _image(16), steps=1, progress=False)
 
 
+@pytest.mark.slow
 def test_to_png_of_tensor_figure_and_refusal():
     import io
 
