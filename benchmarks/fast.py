@@ -65,6 +65,7 @@ from nst_utils.networks import (  # noqa: E402
     prepare_for_inference,
 )
 from nst_utils.paths import REPO_ROOT, data_path  # noqa: E402
+from nst_utils.settings import SIZES  # noqa: E402
 from nst_utils.training import bfloat16_native, loss_autocast  # noqa: E402
 
 PARTS = ("speed", "paths", "lite", "train", "quality")
@@ -766,7 +767,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--train-steps", type=int, default=5, help="timed steps per run (part 4)")
     p.add_argument("--train-rounds", type=int, default=3, help="alternating rounds (part 4)")
     p.add_argument("--train-networks", nargs="+", default=["lite", "paper"],
-                   choices=fast_style.NETWORKS)  # fmt: skip
+                   choices=tuple(SIZES))  # fmt: skip
     p.add_argument("--no-variants", dest="variants", action="store_false",
                    help="part 4 without the variants of the course's loop")  # fmt: skip
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)

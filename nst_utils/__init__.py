@@ -20,6 +20,7 @@ __version__ = "0.2.0"
 _EXPORTS = {
     "luminance_only": "color",
     "match_histogram": "color",
+    "match_mean_and_covariance": "color",
     "preserve_luminance": "color",
     "rgb_to_yiq": "color",
     "yiq_to_rgb": "color",

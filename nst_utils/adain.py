@@ -47,13 +47,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoints import load_model
-from .color import match_histogram, preserve_luminance
+from .color import match_mean_and_covariance, preserve_luminance
 from .config import weights_setting
 from .errors import BadInputError, CheckpointError
-from .images import ImageLike, as_tensor
+from .images import ImageLike, as_tensor, check_images
 from .losses import PerceptualLoss, feature_stats
-from .models import VGG_CONFIGS, VGGFeatures, _check_arch
-from .networks import ConvLayer, UpsampleLayer, check_images
+from .models import VGG_CONFIGS, VGGFeatures, check_arch
+from .networks import ConvLayer, UpsampleLayer
 from .settings import ADAIN_LAYER, PRESERVE_COLOR, AdaINConfig
 from .training import (
     Run,
@@ -103,7 +103,7 @@ class Decoder(nn.Sequential):
     """
 
     def __init__(self, arch: str = "vgg19") -> None:
-        self.arch = _check_arch(arch)
+        self.arch = check_arch(arch)
         layers: list[nn.Module] = []
         upsample = False
         mirrored = _encoder_convs(self.arch)[::-1]
@@ -316,8 +316,9 @@ def stylize_tensor(
     ``preserve_color``: ``"luminance"`` keeps the stylised luminance and the photo's
     chroma (YIQ, :func:`nst_utils.color.preserve_luminance`; free), ``"histogram"``
     recolours each style image to each photo's colour mean and covariance before its
-    statistics are taken (the paper's colour control, :func:`nst_utils.color.match_histogram`;
-    needs the style images and costs one style encoding per photo).
+    statistics are taken (the paper's colour control,
+    :func:`nst_utils.color.match_mean_and_covariance`; needs the style images and costs one
+    style encoding per photo).
     """
     net = _check_net(net)
     check_images(images, "stylize_tensor", MIN_SIDE)
@@ -334,7 +335,7 @@ def stylize_tensor(
                 "the style images, not their statistics (or use 'luminance')."
             )
         sources = _style_images(styles, device)
-        per_photo = [style_stats(net, [match_histogram(s, p[None]) for s in sources])
+        per_photo = [style_stats(net, [match_mean_and_covariance(s, p[None]) for s in sources])
                      for p in photos]  # fmt: skip
         styles = StyleStats(torch.stack([s.mean for s in per_photo]),
                             torch.stack([s.std for s in per_photo]))  # fmt: skip

@@ -7,7 +7,7 @@ Two ways, both on (N, 3, H, W) float RGB tensors in [0, 1]:
   chroma (I and Q) back: :func:`luminance_only` prepares the inputs and
   :func:`preserve_luminance` recombines;
 * colour histogram matching: recolour the style image so that its mean and covariance of
-  RGB values equal the content's, before transfer: :func:`match_histogram`.
+  RGB values equal the content's, before transfer: :func:`match_mean_and_covariance`.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def _sqrtm(cov: torch.Tensor, inverse: bool = False) -> torch.Tensor:
     return vectors @ torch.diag(values**power) @ vectors.T
 
 
-def match_histogram(image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+def match_mean_and_covariance(image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """Recolour ``image`` so its RGB mean and covariance equal those of ``reference``.
 
     A linear map ``x -> A (x - mu_i) + mu_r`` with ``A = C_r^1/2 C_i^-1/2`` (symmetric
@@ -107,3 +107,6 @@ def match_histogram(image: torch.Tensor, reference: torch.Tensor) -> torch.Tenso
     out = transform @ (src - mu_s) + mu_r
     out = out.reshape(3, image.shape[0], *image.shape[2:]).permute(1, 0, 2, 3)
     return out.to(image.dtype).clamp(0, 1)
+
+
+match_histogram = match_mean_and_covariance  # notebooks 03 and 05 use this name

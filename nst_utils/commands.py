@@ -8,9 +8,6 @@ atomically, never over an input.
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import math
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -21,12 +18,20 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from .checkpoints import kind_phrase
-from .color import match_histogram, preserve_luminance
+from .color import match_mean_and_covariance, preserve_luminance
 from .device import pick_device
-from .errors import BadInputError, CheckpointError, NSTError
+from .errors import BadInputError
 from .files import SAVE_SUFFIXES, SUFFIXES, check_output, find_files, remove_stale_partials
-from .images import MAX_PIXELS, as_tensor, save_image
-from .networks import MIN_SIDE, prepare_for_inference
+from .images import as_tensor, save_image
+from .inference import (
+    Footprint,
+    applier,
+    check_fits,
+    load_any_model,
+    network_footprint,
+    refuse_compile_onnx,
+)
+from .networks import prepare_for_inference
 from .options import config_from_args
 from .settings import (
     STYLE_SIZE,
@@ -123,70 +128,12 @@ def _identity(path: Path) -> tuple[int, int]:
     return status.st_dev, status.st_ino
 
 
-# Memory to apply a course network, per output pixel: float32 values of about four tensors
-# as wide as the widest full-resolution stage alive at once, plus a few of 3 channels.
-# Measured peaks (2-core CPU, prepare_for_inference + infer, 1024 x 1024 px output): lite
-# 186 B, medium 324 B, paper size 546 B, super-resolution (64 channels) 925 B per pixel.
-def _needed_bytes(output_pixels: int, channels: int) -> int:
-    return 4 * (4 * channels + 16) * output_pixels
-
-
-def _free_memory(device: torch.device) -> int | None:
-    """Bytes of memory free for a run on ``device`` (None where unknown): a GPU's free
-    memory; on a CPU, Linux's MemAvailable, within a container's limit."""
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    if device.type != "cpu":
-        return None
-    free = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                free = int(line.split()[1]) * 1024
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
-        if limit.isdigit() and free is not None:
-            free = min(free, int(limit) - used)
-    except (OSError, ValueError):
-        pass
-    return free
-
-
-def _check_fits(
-    image: torch.Tensor, src: Path, footprint: tuple[int | None, int | None], device
-) -> None:
-    """Refuse, before the network runs, an image too small for it or whose output would
-    be larger than an image may be or than the free memory; say what would fit."""
-    height, width = image.shape[-2:]
-    if min(height, width) < MIN_SIDE:
-        raise BadInputError(f"{src}: {width}x{height} px is smaller than the {MIN_SIDE}x"
-                            f"{MIN_SIDE} px the network takes; enlarge it (--size).")  # fmt: skip
-    scale, channels = footprint
-    if scale is None:
-        return  # an ONNX file that does not say: ONNX Runtime's own errors decide
-    pixels = scale * scale * height * width
-    need = _needed_bytes(pixels, channels) if channels else 0
-    free = _free_memory(device) if need else None
-    room = min(MAX_PIXELS / pixels, free / need if free else math.inf)
-    if room >= 1:
-        return
-    times = f"x{scale} " if scale > 1 else ""
-    what = f"the {times}output would be {scale * width}x{scale * height} px"
-    if pixels > MAX_PIXELS:
-        why = f"more than the {MAX_PIXELS / 1e6:.0f} MP an image may have"
-    else:
-        why = f"which needs about {need / 1e9:.1f} GB of memory; {free / 1e9:.1f} GB are free"
-    fit = math.floor(max(height, width) * math.sqrt(room) * 0.95)
-    way = f"--size {fit} makes it fit" if fit >= 16 else "give a much smaller image"
-    raise BadInputError(f"{src}: {what}, {why}; {way} (or cut the image into parts).")
-
-
 def _apply_to_images(
     apply: Callable[[torch.Tensor], torch.Tensor],
     pairs: list[tuple[Path, Path]],
     folder: bool,
     args: argparse.Namespace,
-    footprint: tuple[int | None, int | None],
+    footprint: Footprint,
     device: torch.device,
     load: Callable[[Path], torch.Tensor] | None = None,
 ) -> None:
@@ -200,7 +147,7 @@ def _apply_to_images(
         for src, dst in tqdm(pairs, desc="images", disable=args.quiet or not folder):
             try:
                 image = load(src) if load else as_tensor(src, args.size)
-                _check_fits(image, src, footprint, device)
+                check_fits(image, src, footprint, device)
             except BadInputError as err:
                 if not folder:
                     raise
@@ -234,74 +181,6 @@ def _train(args: argparse.Namespace, config: type, train: Callable, *inputs) -> 
               + ", ".join(f"{k} {v:.4g}" for k, v in last.items()) + ")")  # fmt: skip
 
 
-def _footprint(spec: object, scale: int | None = None) -> tuple[int | None, int | None]:
-    """(scale, channels of the widest full-resolution stage) of a network ``spec``; what
-    a spec does not say is None."""
-    kwargs = spec.get("kwargs", {}) if isinstance(spec, dict) else {}
-    if isinstance(spec, dict) and spec.get("name") == "super_resolution":
-        return kwargs.get("scale", scale), kwargs.get("channels")
-    if isinstance(spec, dict) and spec.get("name") == "adain_decoder":
-        return 1, 64  # encoder and decoder: 64 channels at full resolution
-    if isinstance(spec, dict) and spec.get("name") in ("transformer", "multistyle_transformer"):
-        channels = kwargs.get("channels")
-        return 1, channels[0] if isinstance(channels, (list, tuple)) and channels else None
-    return scale, None
-
-
-def _load_any_model(
-    path: Path,
-    kind: str | tuple[str, ...],
-    device: torch.device,
-    compile: bool = False,
-    runner: Callable | None = None,
-) -> tuple[Callable, tuple[int | None, int | None], torch.device]:
-    """``(apply, footprint, device)``: a function (N, 3, H, W) -> (N, 3, H', W') from a
-    course model file or an ONNX export (``runner``, if already open), its
-    :func:`_footprint` and where it runs."""
-    if path.suffix.lower() == ".onnx":
-        _refuse_compile_onnx(path, compile)
-        from .export import OnnxNetwork
-
-        runner = runner or OnnxNetwork(path, kind)
-        try:
-            spec = json.loads(runner.metadata.get("network", "null"))
-        except ValueError:
-            spec = None
-        return runner, _footprint(spec, runner.scale), torch.device("cpu")
-    from .checkpoints import load_model
-
-    net, record = load_model(path, kind, device)
-    return _applier(net, path, device, compile), _footprint(record["network"]), device
-
-
-def _refuse_compile_onnx(path: Path, compile: bool) -> None:
-    if compile:
-        raise BadInputError(f"--compile: {path.name} is an ONNX model, which ONNX Runtime "
-                            "runs; --compile applies to .pth models.")  # fmt: skip
-
-
-def _applier(
-    net: torch.nn.Module, path: Path, device: torch.device, compile: bool
-) -> Callable[[torch.Tensor], torch.Tensor]:
-    """(N, 3, H, W) -> the network's output, clamped, on the CPU (see :func:`infer`); a
-    damaged network's failure names ``path``."""
-    from .networks import infer, prepare_for_inference
-
-    if compile:  # PyTorch's CUDA builds log "No CUDA runtime is found" when compiling on a CPU
-        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-    fast = prepare_for_inference(net, compile=compile)
-
-    def apply(image: torch.Tensor) -> torch.Tensor:
-        try:
-            return infer(fast, image.to(device)).cpu()
-        except NSTError as err:
-            if isinstance(err, BadInputError):
-                raise
-            raise CheckpointError(f"{path}: {err}") from None
-
-    return apply
-
-
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 FAST_STYLE, MULTISTYLE, ADAIN = FastStyleConfig.KIND, MultiStyleConfig.KIND, AdaINConfig.KIND
 TRANSFORM_KINDS = (FAST_STYLE, MULTISTYLE, ADAIN)
@@ -332,7 +211,7 @@ def _run_transform(args: argparse.Namespace) -> None:
         pairs, folder = _plan_images(args.input, args.output, args.model, args.format, others)
     runner = None
     if args.model.suffix.lower() == ".onnx":
-        _refuse_compile_onnx(args.model, args.compile)
+        refuse_compile_onnx(args.model, args.compile)
         from .export import OnnxNetwork
 
         runner = OnnxNetwork(args.model, TRANSFORM_KINDS)
@@ -353,7 +232,7 @@ def _run_transform(args: argparse.Namespace) -> None:
     elif kind == ADAIN:
         apply, footprint, device, load = _adain_model(args, runner, device, is_video)
     else:
-        apply, footprint, device = _load_any_model(args.model, kind, device, args.compile, runner)
+        apply, footprint, device = load_any_model(args.model, kind, device, args.compile, runner)
     if is_video:
         _transform_video(args, output, apply, footprint, device)
     else:
@@ -379,7 +258,7 @@ def _blend(weights: list[float], count: int, what: str) -> list[float]:
 
 def _multistyle_model(
     args: argparse.Namespace, runner: Callable | None, device: torch.device
-) -> tuple[Callable, tuple[int | None, int | None], torch.device]:
+) -> tuple[Callable, Footprint, torch.device]:
     """``(apply, footprint, device)`` for a multi-style model with the style that
     ``--style-index`` or ``--style-blend`` chooses."""
     from . import multistyle
@@ -407,7 +286,7 @@ def _multistyle_model(
     if runner is not None:
         return (lambda images: runner(images, choice)), (1, None), torch.device("cpu")
     fixed = multistyle.FixedStyle(net, choice)
-    return _applier(fixed, args.model, device, args.compile), _footprint(spec), device
+    return applier(fixed, args.model, device, args.compile), network_footprint(spec), device
 
 
 def _read_mask(path: Path) -> torch.Tensor:
@@ -433,7 +312,7 @@ def _mask_weights(grey: torch.Tensor, size: Sequence[int], styles: int) -> torch
 
 def _adain_model(
     args: argparse.Namespace, runner: Callable | None, device: torch.device, video: bool
-) -> tuple[Callable, tuple[int | None, int | None], torch.device, Callable | None]:
+) -> tuple[Callable, Footprint, torch.device, Callable | None]:
     """``(apply, footprint, device, load)`` for an AdaIN model and the style options; the
     styles' statistics are computed here, once for every image or frame. ``load`` reads
     an image and checks it against ``--mask`` (None without a mask)."""
@@ -477,7 +356,7 @@ def _adain_model(
         def apply_onnx(images: torch.Tensor) -> torch.Tensor:
             outs = []
             for image in images.split(1):
-                s = match_histogram(style, image) if color == "histogram" else style
+                s = match_mean_and_covariance(style, image) if color == "histogram" else style
                 out = runner(image, s)
                 outs.append(preserve_luminance(out, image) if color == "luminance" else out)
             return torch.cat(outs)
@@ -501,7 +380,8 @@ def _adain_model(
         _check_mask_size(grey, args.mask, tuple(image.shape[-2:]), src)
         return image if args.size is None else as_tensor(image, args.size)
 
-    return apply, _footprint(record["network"]), device, (load if grey is not None else None)
+    spec = record["network"]
+    return apply, network_footprint(spec), device, (load if grey is not None else None)
 
 
 def _check_mask_size(grey: torch.Tensor, mask: Path, size: Sequence[int], source: Path) -> None:
@@ -546,7 +426,7 @@ def _transform_video(
     args: argparse.Namespace,
     output: Path,
     apply: Callable[[torch.Tensor], torch.Tensor],
-    footprint: tuple[int | None, int | None],
+    footprint: Footprint,
     device: torch.device,
 ) -> None:
     """Stylise a video's frames in batches (:func:`nst_utils.video.stylize_video`): the
@@ -556,7 +436,7 @@ def _transform_video(
     batch = VIDEO_BATCH if args.batch_size is None else args.batch_size
 
     def frames(images: torch.Tensor) -> torch.Tensor:
-        _check_fits(images[:1], args.input, footprint, device)
+        check_fits(images[:1], args.input, footprint, device)
         return apply(images)
 
     report = stylize_video(args.input, output, frames, batch_size=batch, max_size=args.size,
@@ -575,7 +455,7 @@ def _check_size(size: int | None) -> None:
 def _run_model(args: argparse.Namespace, kind: str | tuple[str, ...]) -> None:
     _check_size(args.size)
     pairs, folder = _plan_images(args.input, args.output, args.model, args.format)
-    loaded = _load_any_model(args.model, kind, pick_device(args.device), args.compile)
+    loaded = load_any_model(args.model, kind, pick_device(args.device), args.compile)
     _apply_to_images(loaded[0], pairs, folder, args, *loaded[1:])
 
 

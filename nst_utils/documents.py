@@ -39,21 +39,20 @@ from .checkpoints import load_model
 from .errors import BadInputError
 from .images import ImageLike, as_tensor
 from .losses import PerceptualLoss, total_variation
-from .metrics import psnr, ssim
+from .metrics import character_error_rate, psnr, ssim
 from .models import VGGFeatures
 from .networks import TransformerNet, infer
-from .pages import PAGE_SIZE, PageCrops, character_error_rate, degrade, render_page
+from .pages import PAGE_SIZE, PageCrops, degrade_page, render_page
 from .settings import SIZES, DocumentConfig
 from .training import Run, TrainResult, sample_grid
 
 KIND = DocumentConfig.KIND
-NETWORKS = SIZES  # the TransformerNet sizes: lite, medium, paper
 HELDOUT_SEED = 2**31  # evaluation page k has seed HELDOUT_SEED + k; training pages lie below
 
 
 def build_network(config: DocumentConfig) -> TransformerNet:
     """The (untrained) enhancement network ``config`` describes."""
-    return TransformerNet(**NETWORKS[config.network], residual=config.residual)
+    return TransformerNet(**SIZES[config.network], residual=config.residual)
 
 
 def make_loss(
@@ -156,7 +155,7 @@ def heldout_page(
         raise BadInputError(f"index must be a whole number >= 0, got {index!r}.")
     seed = HELDOUT_SEED + index
     page, text = render_page(seed, size)
-    return degrade(page, seed, strength, rotation=1), degrade(page, seed, strength), text
+    return degrade_page(page, seed, strength, rotation=1), degrade_page(page, seed, strength), text
 
 
 def image_quality(image: torch.Tensor, target: torch.Tensor) -> dict[str, float]:

@@ -45,7 +45,8 @@ from . import __version__
 from .checkpoints import KIND_NAMES, kind_phrase
 from .errors import BadInputError, CheckpointError, NSTError
 from .files import atomic_write
-from .networks import MIN_SIDE, check_images, prepare_for_inference
+from .images import check_images
+from .networks import MIN_SIDE, prepare_for_inference
 
 DEFAULT_OPSET = 18  # the dynamo exporter's own default, supported by ONNX Runtime >= 1.14
 TOLERANCE = 1e-3  # largest allowed |ONNX Runtime - PyTorch| difference, in [0, 1] pixel units
@@ -92,7 +93,7 @@ def _run(
     """The session's raw (unclamped) output for (N, 3, H, W) ``images`` (and the second
     input ``style``, for the graphs that take one), on the CPU. ONNX Runtime running out of
     memory raises MemoryError; its other failures CheckpointError naming ``what``."""
-    x = check_images(images, "OnnxNetwork", values=True).detach().to("cpu", torch.float32)
+    x = check_images(images, "OnnxNetwork", MIN_SIDE, values=True).detach().to("cpu", torch.float32)
     names = [i.name for i in session.get_inputs()]
     feed = {names[0]: x.contiguous().numpy()}
     if style is not None:

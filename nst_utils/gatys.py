@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .color import luminance_only, match_histogram, preserve_luminance
+from .color import luminance_only, match_mean_and_covariance, preserve_luminance
 from .device import pick_device
 from .errors import BadInputError
 from .images import ImageLike, as_tensor, resize_tensor
@@ -172,7 +172,7 @@ def stylize(
     height, width = content_full.shape[-2:]
 
     if config.preserve_color == "histogram":
-        style_full = [match_histogram(s, content_full) for s in style_full]
+        style_full = [match_mean_and_covariance(s, content_full) for s in style_full]
     luminance = config.preserve_color == "luminance"
     if luminance:
         style_full = [luminance_only(s, content_full) for s in style_full]

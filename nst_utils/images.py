@@ -4,7 +4,7 @@ tensors, save atomically, show.
 Tensors follow one convention everywhere: shape (N, C, H, W), float in [0, 1], RGB.
 Every input, whatever its type (path, bytes, file object, NumPy array, PIL image, tensor),
 goes through one conversion path: :func:`load_image` for pictures, :func:`as_tensor`
-when a tensor is wanted.
+when a tensor is wanted; :func:`check_images` checks a batch that functions are given.
 """
 
 from __future__ import annotations
@@ -253,6 +253,41 @@ def check_tensor(t: torch.Tensor, name: str = "image") -> torch.Tensor:
     if not torch.isfinite(t).all() or t.min() < -1e-3 or t.max() > 1 + 1e-3:
         raise BadInputError(f"{name}: tensor values must be finite and in [0, 1] (RGB).")
     return t.clamp(0, 1)
+
+
+def check_images(
+    images: object, who: str, min_side: int = 1, *, values: bool = False
+) -> torch.Tensor:
+    """``images`` if it is an (N, 3, H, W) tensor, N >= 1, with H, W >= ``min_side``, that
+    holds values (not on the ``meta`` device); else BadInputError naming ``who``.
+    ``values=True`` also checks the values: floats, finite, in [0, 1] (one pass over them)."""
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise BadInputError(f"{who} takes (N, 3, H, W) image tensors; got {shape}.")
+    if images.shape[0] == 0:
+        raise BadInputError(f"{who}: an empty batch (N = 0); give at least one image.")
+    if images.device.type == "meta":
+        raise BadInputError(f"{who}: the images are on the 'meta' device, which holds no "
+                            "values; give a tensor with pixels (CPU or GPU).")  # fmt: skip
+    if min(images.shape[-2:]) < min_side:
+        raise BadInputError(
+            f"{who} needs images of at least {min_side}x{min_side} px; got "
+            f"{tuple(images.shape[-2:])}. Resize the image up first."
+        )
+    if values:
+        if not images.is_floating_point():
+            raise BadInputError(
+                f"{who}: a {images.dtype} tensor; images are floats in [0, 1] (for 0 .. 255 "
+                "values: images.float() / 255, or load them with nst_utils.as_tensor)."
+            )
+        if not torch.isfinite(images).all():
+            raise BadInputError(f"{who}: the images hold NaN or infinite values.")
+        low, high = images.min().item(), images.max().item()
+        if low < -1e-3 or high > 1 + 1e-3:
+            raise BadInputError(
+                f"{who}: image values lie in [{low:.4g}, {high:.4g}]; give RGB in [0, 1]."
+            )
+    return images
 
 
 def as_tensor(

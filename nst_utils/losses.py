@@ -83,17 +83,6 @@ def feature_stats(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tens
     return flat.mean(2), (flat.var(2, unbiased=False) + eps).sqrt()
 
 
-def relative_weights(
-    weights: Mapping[str, float], targets: Mapping[str, torch.Tensor]
-) -> dict[str, float]:
-    """Each layer's weight divided by the mean square of its target (features or Gram).
-
-    Every weighted MSE term then starts near 1 whatever the network's activation scale,
-    so weights chosen with one network (or at one layer) mean the same elsewhere.
-    """
-    return {n: w / targets[n].pow(2).mean().clamp(min=1e-12).item() for n, w in weights.items()}
-
-
 def total_variation(image: torch.Tensor) -> torch.Tensor:
     """Mean absolute difference between neighbouring pixels of (N, C, H, W) images.
 

@@ -44,7 +44,7 @@ class RandomWeightsWarning(UserWarning):
     """Warned whenever VGG weights are asked for with ``weights="random"``."""
 
 
-def _check_arch(arch: str | None) -> str:
+def check_arch(arch: str | None) -> str:
     """``arch`` itself, or ``NST_ARCH`` (default 'vgg19') when None; unknown names fail."""
     arch = arch or default_arch()
     if arch not in VGG_CONFIGS:
@@ -55,7 +55,7 @@ def _check_arch(arch: str | None) -> str:
 def layer_names(arch: str | None = None) -> list[str]:
     """All layer names of ``vgg.features`` in order: conv1_1, relu1_1, ..., pool5."""
     names, block, conv = [], 1, 1
-    for item in VGG_CONFIGS[_check_arch(arch)]:
+    for item in VGG_CONFIGS[check_arch(arch)]:
         if item == "M":
             names.append(f"pool{block}")
             block, conv = block + 1, 1
@@ -63,11 +63,6 @@ def layer_names(arch: str | None = None) -> list[str]:
             names += [f"conv{block}_{conv}", f"relu{block}_{conv}"]
             conv += 1
     return names
-
-
-def conv_layer_names(arch: str | None = None) -> list[str]:
-    """Names of the conv layers only (13 for VGG16, 16 for VGG19)."""
-    return [n for n in layer_names(arch) if n.startswith("conv")]
 
 
 def _conv_shapes(arch: str) -> dict[int, tuple[int, int]]:
@@ -232,7 +227,7 @@ def load_vgg_state(
     Files are read once per process; every call gets its own copy of the tensors, so
     changing them cannot leak into the next network built.
     """
-    arch = _check_arch(arch)
+    arch = check_arch(arch)
     spec = str(weights) if weights is not None else weights_setting()
     if spec == "random":
         warnings.warn(
@@ -270,7 +265,7 @@ class VGGFeatures(nn.Module):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        arch = self.arch = _check_arch(arch)
+        arch = self.arch = check_arch(arch)
         self.layers = list(dict.fromkeys(layers))
         names = layer_names(arch)
         unknown = [n for n in self.layers if n not in names]
@@ -349,7 +344,7 @@ def describe_layers(arch: str | None = None, size: int = 224) -> list[dict]:
 
     The receptive field is how many input pixels (per side) one output unit can see.
     """
-    arch = _check_arch(arch)
+    arch = check_arch(arch)
     shapes = _conv_shapes(arch)
     rows, field, jump, channels, side = [], 1, 1, 3, size
     for index, name in enumerate(layer_names(arch)):

@@ -38,9 +38,9 @@ from .errors import BadInputError
 from .fast_style import load_style, thumbnail
 from .fast_style import make_loss as single_style_loss
 from .files import SUFFIXES, find_files
-from .images import ImageLike, describe
+from .images import ImageLike, check_images, describe
 from .losses import PerceptualLoss
-from .networks import LITE, ResidualBlock, TransformerNet, check_images, infer
+from .networks import LITE, MIN_SIDE, ResidualBlock, TransformerNet, infer
 from .settings import MultiStyleConfig
 from .training import (
     Run,
@@ -137,7 +137,7 @@ class MultiStyleNet(TransformerNet):
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         """``style`` is used as it is (a user's choice goes through :func:`style_weights`
         first, which checks it)."""
-        check_images(x, "MultiStyleNet")
+        check_images(x, "MultiStyleNet", MIN_SIDE)
         mix = style if style.is_floating_point() else F.one_hot(style, self.styles)
         mix = mix.to(x.dtype).expand(len(x), -1)
         height, width = x.shape[-2:]

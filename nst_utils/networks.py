@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import BadInputError, NSTError
+from .images import check_images
 from .options import check_choice, check_whole
 from .settings import LITE, MAX_BLOCKS, MAX_CHANNELS, NORMS, SCALES, UPSAMPLE_MODES
 
@@ -135,41 +136,6 @@ class UpsampleLayer(nn.Sequential):
         super().__init__(*layers, nn.ReLU(inplace=True))
 
 
-def check_images(
-    images: object, who: str, min_side: int = MIN_SIDE, *, values: bool = False
-) -> torch.Tensor:
-    """``images`` if it is an (N, 3, H, W) tensor, N >= 1, with H, W >= ``min_side``, that
-    holds values (not on the ``meta`` device); else BadInputError naming ``who``.
-    ``values=True`` also checks the values: floats, finite, in [0, 1] (one pass over them)."""
-    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
-        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise BadInputError(f"{who} takes (N, 3, H, W) image tensors; got {shape}.")
-    if images.shape[0] == 0:
-        raise BadInputError(f"{who}: an empty batch (N = 0); give at least one image.")
-    if images.device.type == "meta":
-        raise BadInputError(f"{who}: the images are on the 'meta' device, which holds no "
-                            "values; give a tensor with pixels (CPU or GPU).")  # fmt: skip
-    if min(images.shape[-2:]) < min_side:
-        raise BadInputError(
-            f"{who} needs images of at least {min_side}x{min_side} px; got "
-            f"{tuple(images.shape[-2:])}. Resize the image up first."
-        )
-    if values:
-        if not images.is_floating_point():
-            raise BadInputError(
-                f"{who}: a {images.dtype} tensor; images are floats in [0, 1] (for 0 .. 255 "
-                "values: images.float() / 255, or load them with nst_utils.as_tensor)."
-            )
-        if not torch.isfinite(images).all():
-            raise BadInputError(f"{who}: the images hold NaN or infinite values.")
-        low, high = images.min().item(), images.max().item()
-        if low < -1e-3 or high > 1 + 1e-3:
-            raise BadInputError(
-                f"{who}: image values lie in [{low:.4g}, {high:.4g}]; give RGB in [0, 1]."
-            )
-    return images
-
-
 class TransformerNet(nn.Module):
     """Johnson et al.'s image transformation network: (N, 3, H, W) -> (N, 3, H, W).
 
@@ -187,8 +153,8 @@ class TransformerNet(nn.Module):
 
     ``upsample``: "nearest" (resize + conv, no checkerboards) or "transposed" (the paper's).
     ``separable``: depthwise-separable convs in the stride-2, residual and upsampling convs:
-    ~8x fewer parameters and multiply-adds there, but on a 2-thread CPU no faster (depthwise
-    convs are limited by memory traffic), so the lite variant does not use them.
+    ~8x fewer parameters and multiply-adds there, but no faster on a CPU (measured in
+    benchmarks/README.md), so the lite variant does not use them.
     ``residual``: output = input + network output, for tasks whose output is close to the
     input (restoration); off for style transfer. ``outer_kernel``: the first and last conv's
     kernel size (paper: 9). ``output``: "tanh" squashes the output into [0, 1] as the
@@ -246,11 +212,8 @@ class TransformerNet(nn.Module):
 
     @classmethod
     def lite(cls, **overrides) -> TransformerNet:
-        """The CPU / phone-sized variant: :data:`LITE` settings, any of them overridable.
-
-        lite: 7.1x faster than paper size at 512 px, 2 CPU threads, with
-        :func:`prepare_for_inference` + :func:`infer` (8.6x in ONNX Runtime), 71,251 parameters.
-        """
+        """The CPU / phone-sized variant: :data:`LITE` settings, any of them overridable
+        (about 7x faster than paper size on a CPU; benchmarks/README.md)."""
         return cls(**{**LITE, **overrides})
 
     @property
@@ -259,7 +222,7 @@ class TransformerNet(nn.Module):
         return {"name": "transformer", "kwargs": copy.deepcopy(self._kwargs)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_images(x, "TransformerNet")
+        check_images(x, "TransformerNet", MIN_SIDE)
         height, width = x.shape[-2:]
         y = F.pad(x, (0, (-width) % 4, 0, (-height) % 4), mode="reflect")
         y = self.stem(y)
@@ -327,7 +290,7 @@ class SuperResolutionNet(nn.Module):
         return {"name": "super_resolution", "kwargs": copy.deepcopy(self._kwargs)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_images(x, "SuperResolutionNet")
+        check_images(x, "SuperResolutionNet", MIN_SIDE)
         y = self.head(self.upsample(self.blocks(self.stem(x))))
         if self.residual:
             y = y + F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
@@ -486,18 +449,10 @@ def prepare_for_inference(net: nn.Module, *, compile: bool = False) -> nn.Module
 
     ``compile=True`` also compiles the copy with ``torch.compile`` (PyTorch's Inductor,
     which on a CPU needs a C++ compiler such as g++) for fixed image sizes: the first call
-    at each new size compiles (10-25 s for the networks here on a 2-core CPU; Inductor
-    keeps the result on disk for the next run), later calls at that size run faster
-    (paper-size network, 512 px, 2-core CPU: 1.66-1.75x the common eager way, against
-    1.13-1.2x without compiling; ``benchmarks/fast.py``). Worth it for many images of one
-    size, as video frames; not for one photo. (Compiling for any size, ``dynamic=True``,
-    took minutes and is left out.)
-
-    What else was measured on a 2-core CPU: ``torch.inference_mode`` (1.0-1.2x);
-    channels-last memory was slower (0.4-0.9x: instance norm converts back to NCHW);
-    TorchScript freezing with ``optimize_for_inference`` (1.1x the common eager way, no
-    faster than this copy uncompiled). On a CPU without a compiler, ONNX Runtime is the
-    fast path: :mod:`nst_utils.export` exports this copy.
+    at each new size compiles, later calls at that size run faster. Worth it for many
+    images of one size, as video frames; not for one photo. On a CPU without a compiler,
+    ONNX Runtime is the fast path: :mod:`nst_utils.export` exports this copy. What was
+    measured, and what else was tried: benchmarks/README.md.
     """
     fast = copy.deepcopy(net).eval().requires_grad_(False)
     for module in fast.modules():
@@ -531,10 +486,11 @@ def infer(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
     Runs under ``torch.inference_mode`` on the network's device; the result is an ordinary
     tensor (it can be changed in place) on the input's device. The images are checked first
-    (:func:`check_images`: float, finite, in [0, 1], N >= 1); an output that holds NaN or
-    infinite values (damaged weights) raises :class:`NSTError` instead of clamping to black.
+    (:func:`nst_utils.images.check_images`: float, finite, in [0, 1], N >= 1); an output that
+    holds NaN or infinite values (damaged weights) raises :class:`NSTError` instead of
+    clamping to black.
     """
-    check_images(images, "infer", values=True)
+    check_images(images, "infer", MIN_SIDE, values=True)
     reference = next(net.parameters(), images)
     with torch.inference_mode():
         y = net(images.to(reference.device, reference.dtype))

@@ -1,27 +1,21 @@
 """Synthetic text pages for the document-enhancement notebook: clean pages with their text,
-scan-like degradations, aligned training crops, and OCR scoring (character error rate).
+scan-like degradations and aligned training crops (OCR and its character error rate are in
+:mod:`nst_utils.metrics`).
 
 Pages are grey, but they are stored like every image in the course, as (N, 3, H, W) RGB
 floats in [0, 1], so the same networks and VGG perceptual losses apply to them unchanged.
 Everything random is drawn from generators seeded by a ``seed`` argument: the same seed
 gives the same page, pixel for pixel, and no global random state is read or changed.
 
-Why not a degradation library: ``augraphy`` 8.2.6 was measured on 2026-11-26 (2-core CPU).
-It adds opencv-python, numba/llvmlite and scikit-learn to the course's environment (about
-460 MB; 830 MB in a fresh one), its default pipeline took 0.21 s a 512 x 384 page (median
-of 5, up to 3.5 s) against 0.06 s for :func:`degrade` (1.7 s against 1.0 s at 2000 x 1414),
-and is seeded through NumPy's and Python's global random state; a clean target aligned
-with its geometric effects would need extra work. :func:`degrade` is short, seeded per
-call and aligned by construction (``degrade(page, seed, rotation=1)`` is the clean page
-turned exactly as ``degrade(page, seed)`` turns it).
+Why not a degradation library (``augraphy``: heavier, slower, globally seeded; measured in
+benchmarks/README.md): :func:`degrade_page` is short, seeded per call and aligned by
+construction (``degrade_page(page, seed, rotation=1)`` is the clean page turned exactly as
+``degrade_page(page, seed)`` turns it).
 """
 
 from __future__ import annotations
 
 import io
-import shutil
-import subprocess
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 
 import matplotlib
@@ -29,11 +23,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
-from rapidfuzz.distance import Levenshtein
 from torch.utils.data import Dataset
 from torchvision.transforms.functional import InterpolationMode, gaussian_blur, rotate
 
-from .errors import BadInputError, NSTError
+from .errors import BadInputError
+from .metrics import character_error_rate as character_error_rate  # notebook 06's import
+from .metrics import ocr_engine as ocr_engine  # notebook 06's import
 from .options import check_number
 from .settings import MAX_STRENGTH, PAGE_SIZE
 
@@ -306,18 +301,22 @@ _EFFECTS: dict[str, Callable[[torch.Tensor, float, np.random.Generator], torch.T
     "noise": _noise,
     "jpeg": _jpeg,
 }
-DEGRADATIONS = tuple(_EFFECTS)  # in the order degrade() applies them: the sheet, then the camera
+DEGRADATIONS = tuple(_EFFECTS)  # in the order degrade_page applies them: the sheet, then the camera
 
 
-def degrade(clean: torch.Tensor, seed: int, strength: float = 1.0, **which: float) -> torch.Tensor:
-    """``clean`` as a worn page, scanned or photographed, with the effects in :data:`DEGRADATIONS`.
+def degrade_page(
+    clean: torch.Tensor, seed: int, strength: float = 1.0, **which: float
+) -> torch.Tensor:
+    """``clean`` as a worn page, scanned or photographed, with the effects in
+    :data:`DEGRADATIONS`.
 
     ``clean``: (N, 3, H, W) float in [0, 1]. ``strength`` scales every effect: 1 is the
     default level (a person still reads the text, OCR errors rise clearly), 0 changes nothing.
-    ``which`` picks effects and scales each: ``degrade(page, 0, blur=2, noise=1)`` applies only
-    those two, blur twice as hard; without ``which``, all of them at 1. Each effect on image
-    n draws from its own generator seeded with (seed, n, effect), so the blur of a page is
-    the same whichever other effects are on. Returns a new tensor, same shape, in [0, 1].
+    ``which`` picks effects and scales each: ``degrade_page(page, 0, blur=2, noise=1)``
+    applies only those two, blur twice as hard; without ``which``, all of them at 1. Each
+    effect on image n draws from its own generator seeded with (seed, n, effect), so the
+    blur of a page is the same whichever other effects are on. Returns a new tensor, same
+    shape, in [0, 1].
     Runs on the CPU, about 0.1 s for a 512 x 384 page.
     """
     _check_seed(seed)
@@ -343,11 +342,14 @@ def degrade(clean: torch.Tensor, seed: int, strength: float = 1.0, **which: floa
     return torch.stack(out).to(clean.device, clean.dtype)
 
 
+degrade = degrade_page  # notebook 06's name
+
+
 class PageCrops(Dataset):
     """(clean, degraded) crops of synthetic pages, for training an enhancement network.
 
     Item ``index`` renders a page (``page_size`` and ``font_size`` as in :func:`render_page`),
-    degrades it with :func:`degrade` at ``strength`` and cuts the same ``crop`` x ``crop``
+    degrades it with :func:`degrade_page` at ``strength`` and cuts the same ``crop`` x ``crop``
     square, centred on a random piece of ink, out of both: two (3, crop, crop) floats in
     [0, 1], always the same for the same (seed, index). The clean crop is turned like the
     degraded one, so the pair is aligned pixel for pixel: the network learns to clean, not
@@ -386,8 +388,8 @@ class PageCrops(Dataset):
         rng = _rng(self.seed, index)
         page_seed = int(rng.integers(2**31))
         page, _ = render_page(page_seed, self.page_size, self.font_size)
-        degraded = degrade(page, page_seed, self.strength)[0]
-        clean = degrade(page, page_seed, self.strength, rotation=1)[0]
+        degraded = degrade_page(page, page_seed, self.strength)[0]
+        clean = degrade_page(page, page_seed, self.strength, rotation=1)[0]
         ink = torch.nonzero(clean[0] < 0.5)
         centre = ink[int(rng.integers(len(ink)))] if len(ink) else torch.tensor(self.page_size) // 2
         top, left = (
@@ -396,81 +398,3 @@ class PageCrops(Dataset):
         )
         window = (..., slice(top, top + self.crop), slice(left, left + self.crop))
         return clean[window], degraded[window]
-
-
-def character_error_rate(predicted: str, truth: str) -> float:
-    """Character error rate: the edit distance from ``predicted`` to ``truth`` / len(truth).
-
-    Edits are insertions, deletions and substitutions of one character (Levenshtein).
-    Whitespace is normalised first: runs of spaces and line breaks count as one space, and
-    leading or trailing ones are dropped. 0 is perfect; an empty prediction scores 1; many
-    wrong extra characters can push it above 1.
-    """
-    if not isinstance(predicted, str) or not isinstance(truth, str):
-        raise BadInputError(
-            f"predicted and truth must be strings, got {type(predicted).__name__} and "
-            f"{type(truth).__name__}."
-        )
-    predicted, truth = " ".join(predicted.split()), " ".join(truth.split())
-    if not truth:
-        raise BadInputError("truth is empty (or only whitespace): there is nothing to score.")
-    return Levenshtein.distance(predicted, truth) / len(truth)
-
-
-def ocr_engine() -> Callable[[torch.Tensor], str] | None:
-    """An OCR function, (1, 3, H, W) or (3, H, W) float in [0, 1] -> text, or None.
-
-    It runs RapidOCR when installed (PP-OCR models bundled in the ``rapidocr`` package, on
-    ONNX Runtime, offline; 2-4 s a page on a 2-core CPU; the course's ``ocr`` extra), else
-    the system's Tesseract (the ``tesseract`` program on the PATH), and returns the lines it
-    reads, top to bottom; its ``__name__`` says which (``rapidocr_read``,
-    ``tesseract_read``). None, with a warning saying what to install, when neither exists.
-    The two engines make different mistakes: compare error rates of one engine only.
-    """
-    try:
-        import onnxruntime  # noqa: F401  (rapidocr needs it but does not install it)
-        from rapidocr import RapidOCR
-    except ImportError as err:
-        tesseract = shutil.which("tesseract")
-        if tesseract is None:
-            warnings.warn(
-                f"No OCR engine ({err}; no tesseract program either): pip install "
-                "'nst-course[ocr]' (RapidOCR, about 300 MB), or install Tesseract "
-                "(e.g. apt install tesseract-ocr).",
-                stacklevel=2,
-            )
-            return None
-
-        def tesseract_read(image: torch.Tensor) -> str:
-            return _tesseract(tesseract, _to_pil(image))
-
-        return tesseract_read
-    engine = RapidOCR(params={"Global.log_level": "error", "Global.use_cls": False})
-
-    def rapidocr_read(image: torch.Tensor) -> str:
-        result = engine(_to_pil(image))
-        return "\n".join(result.txts or ())
-
-    return rapidocr_read
-
-
-def _to_pil(image: torch.Tensor) -> Image.Image:
-    """One page tensor, (1, 3, H, W) or (3, H, W) in [0, 1], as an 8-bit RGB PIL image."""
-    if image.dim() == 4 and image.shape[0] == 1:
-        image = image[0]
-    if image.dim() != 3 or image.shape[0] != 3:
-        raise BadInputError(f"OCR reads one (3, H, W) image, got {tuple(image.shape)}.")
-    pixels = (image.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0)
-    return Image.fromarray(pixels.cpu().numpy())
-
-
-def _tesseract(program: str, page: Image.Image) -> str:
-    """The text Tesseract reads on ``page`` (PNG through a pipe, text back)."""
-    png = io.BytesIO()
-    page.save(png, format="PNG")
-    done = subprocess.run([program, "stdin", "stdout"], input=png.getvalue(),
-                          capture_output=True, timeout=300, check=False)  # fmt: skip
-    if done.returncode:
-        last = (done.stderr.decode(errors="replace").strip().splitlines() or ["no message"])[-1]
-        raise NSTError(f"{program} failed (exit {done.returncode}): {last}")
-    return done.stdout.decode(errors="replace").strip()

@@ -32,12 +32,7 @@ MAX_CROP = 1024  # px: four times the paper's 256; a batch of larger crops fills
 MAX_STEP_PIXELS = 2**24  # pixels in one step's crops: 256 crops of 256 px (the paper: 4)
 
 # The TransformerNet sizes every method offers: channels at full, 1/2 and 1/4 resolution,
-# residual blocks. Parameters: lite 71,251; medium 276,131; paper (Johnson et al.'s) 1,677,635.
-# lite, the paper's layout at a quarter of the width with 3 residual blocks, was chosen by
-# measurement at 512x512 px, 2 CPU threads: 1/7.1 of the paper size's plain eager time with
-# prepare_for_inference + infer, 1/8.6 in ONNX Runtime (medians of alternating runs);
-# depthwise-separable candidates (16-32-64 or 8-16-64 channels) had fewer parameters but
-# ran slower.
+# residual blocks (paper: Johnson et al.'s). lite: chosen by measurement, benchmarks/README.md.
 LITE: dict = {"channels": (8, 16, 32), "blocks": 3}
 SIZES: dict[str, dict] = {
     "lite": LITE,
@@ -74,9 +69,9 @@ VIDEO_BATCH = 4  # video frames per pass of a network
 def _vgg_layers(arch: str | None) -> tuple[str, list[str]]:
     """``(arch, its layer names)``; ``None`` reads ``NST_ARCH``. Imports PyTorch (the VGG
     tables live with the network), which only a run that starts needs."""
-    from .models import _check_arch, layer_names
+    from .models import check_arch, layer_names
 
-    arch = _check_arch(arch)
+    arch = check_arch(arch)
     return arch, layer_names(arch)
 
 

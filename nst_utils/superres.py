@@ -3,7 +3,7 @@ arXiv 1603.08155, section 4.2): a network learns to turn a small, blurry photo i
 ``scale`` times larger.
 
 The method in four lines: high-resolution (HR) crops of photos are degraded the paper's
-way (:func:`degrade`: Gaussian blur, then bicubic downsampling by ``scale``); a
+way (:func:`degrade_resolution`: Gaussian blur, then bicubic downsampling by ``scale``); a
 :class:`~nst_utils.networks.SuperResolutionNet` maps each low-resolution (LR) crop back to
 HR size; the loss compares output and HR crop either in VGG16 feature space (``relu2_2``,
 the paper's *feature reconstruction loss*, via :class:`~nst_utils.losses.PerceptualLoss`)
@@ -32,10 +32,10 @@ from torchvision.transforms.v2 import functional as TF
 from .checkpoints import load_model
 from .datasets import PhotoFolder
 from .errors import BadInputError
-from .images import ImageLike, as_tensor
+from .images import ImageLike, as_tensor, check_images
 from .losses import PerceptualLoss, total_variation
 from .models import VGGFeatures
-from .networks import SuperResolutionNet, check_images, infer
+from .networks import SuperResolutionNet, infer
 from .settings import SuperResolutionConfig
 from .training import Run, TrainResult, identify_data, sample_grid
 
@@ -58,7 +58,7 @@ def _check_scale(scale: int) -> int:
 def crop_to_multiple(image: torch.Tensor, scale: int) -> torch.Tensor:
     """Cut the bottom rows and right columns that do not fill a whole ``scale`` x ``scale``
     block: (N, C, H, W) -> (N, C, H - H % scale, W - W % scale). The high-resolution image
-    that :func:`degrade` and the metrics compare with."""
+    that :func:`degrade_resolution` and the metrics compare with."""
     scale = _check_scale(scale)
     height, width = image.shape[-2:]
     if height < scale or width < scale:
@@ -74,7 +74,7 @@ def blur_kernel_size(sigma: float) -> int:
     return 2 * math.ceil(3 * sigma) + 1
 
 
-def degrade(hr: torch.Tensor, scale: int = 4, sigma: float = 1.0) -> torch.Tensor:
+def degrade_resolution(hr: torch.Tensor, scale: int = 4, sigma: float = 1.0) -> torch.Tensor:
     """The paper's low-resolution input: (N, 3, H, W) in [0, 1] -> (N, 3, H // scale,
     W // scale) in [0, 1].
 
@@ -87,7 +87,7 @@ def degrade(hr: torch.Tensor, scale: int = 4, sigma: float = 1.0) -> torch.Tenso
     benchmark data sets are made with); (4) clamping to [0, 1] (bicubic overshoots a little
     at edges). Deterministic: no noise, no randomness.
     """
-    check_images(hr, "degrade", min_side=1)
+    check_images(hr, "degrade_resolution")
     if not (isinstance(sigma, (int, float)) and 0 <= sigma < float("inf")):
         raise BadInputError(f"sigma={sigma!r}: give a blur width in px >= 0, e.g. 1.0.")
     hr = crop_to_multiple(hr, scale)
@@ -105,6 +105,9 @@ def degrade(hr: torch.Tensor, scale: int = 4, sigma: float = 1.0) -> torch.Tenso
     return lr.clamp(0, 1)
 
 
+degrade = degrade_resolution  # notebook 05's name
+
+
 def bicubic(image: torch.Tensor, scale: int = 4) -> torch.Tensor:
     """The classical baseline: bicubic upsampling, (N, 3, h, w) -> (N, 3, scale*h,
     scale*w), clamped to [0, 1].
@@ -113,7 +116,7 @@ def bicubic(image: torch.Tensor, scale: int = 4) -> torch.Tensor:
     ``interpolate(mode="bicubic", antialias=True)``; without ``antialias`` it takes a = -0.75,
     as OpenCV, which does not reproduce linear gradients exactly).
     """
-    check_images(image, "bicubic", min_side=1)
+    check_images(image, "bicubic")
     scale = _check_scale(scale)
     up = F.interpolate(image, scale_factor=scale, mode="bicubic", antialias=True,
                        align_corners=False)  # fmt: skip
@@ -129,10 +132,11 @@ def make_loss(
       and of the HR crop, summed over ``content_layers`` (:class:`PerceptualLoss`); or
       ``"pixel"`` (loss="pixel"): the mean squared error between output and HR crop;
       either times ``content_weight``;
-    * ``"consistency"``: ``consistency_weight`` x MSE(degrade(output), degrade(hr)): the
-      output, shrunk again, must give back the LR input. Zero for the true HR image, so it
-      never pulls away from the right answer; it pins down what the feature loss ignores
-      (overall brightness and colour), which otherwise drift during training;
+    * ``"consistency"``: ``consistency_weight`` x MSE(degrade_resolution(output),
+      degrade_resolution(hr)): the output, shrunk again, must give back the LR input. Zero
+      for the true HR image, so it never pulls away from the right answer; it pins down what
+      the feature loss ignores (overall brightness and colour), which otherwise drift during
+      training;
     * ``"tv"``: ``tv_weight`` x total variation of the output.
     """
     if config.loss == "pixel":
@@ -153,8 +157,8 @@ def make_loss(
         zero = output.new_zeros(())
         consistency = tv = zero
         if config.consistency_weight:
-            shrunk = degrade(output, scale, sigma)
-            consistency = F.mse_loss(shrunk, degrade(hr, scale, sigma))
+            shrunk = degrade_resolution(output, scale, sigma)
+            consistency = F.mse_loss(shrunk, degrade_resolution(hr, scale, sigma))
         if config.tv_weight:
             tv = total_variation(output)
         return {
@@ -170,11 +174,11 @@ class DetailedCrops(torch.utils.data.Dataset):
     """Item ``k``: the most detailed of the crops ``tries * k`` ... ``tries * k + tries - 1``
     of ``crops`` (a dataset of HR crops, such as :class:`PhotoFolder`).
 
-    Detail is what bicubic upsampling fails to restore: the mean squared difference
-    between a crop and ``bicubic(degrade(crop))``, i.e. what a super-resolution network can
-    learn from it. Photos are full of flat sky and blurred backgrounds, which teach nothing;
-    ``tries=2`` doubles the useful crops for twice the loading time. Still a pure function
-    of the key, so training stays exactly resumable.
+    Detail is what bicubic upsampling fails to restore: the mean squared difference between
+    a crop and ``bicubic(degrade_resolution(crop))``, i.e. what a super-resolution network
+    can learn from it. Photos are full of flat sky and blurred backgrounds, which teach
+    nothing; ``tries=2`` doubles the useful crops for twice the loading time. Still a pure
+    function of the key, so training stays exactly resumable.
     """
 
     def __init__(self, crops: torch.utils.data.Dataset, tries: int, scale: int, sigma: float):
@@ -186,7 +190,8 @@ class DetailedCrops(torch.utils.data.Dataset):
     def detail(self, crop: torch.Tensor) -> float:
         """The bicubic error of one (3, S, S) crop: its mean squared lost detail."""
         hr = crop_to_multiple(crop.unsqueeze(0), self.scale)
-        return F.mse_loss(bicubic(degrade(hr, self.scale, self.sigma), self.scale), hr).item()
+        lr = degrade_resolution(hr, self.scale, self.sigma)
+        return F.mse_loss(bicubic(lr, self.scale), hr).item()
 
     def __getitem__(self, k: int) -> torch.Tensor:
         candidates = [self.crops[self.tries * k + j] for j in range(self.tries)]
@@ -217,14 +222,14 @@ def train(
     """Train a super-resolution network on ``data``; write it to ``output`` and return
     ``(network, result)``.
 
-    ``data``: a folder of photos (cut into ``crop_size`` crops by :class:`PhotoFolder`) or
-    a dataset whose item ``k`` is one HR crop (3, S, S) in [0, 1] (with ``crop_tries > 1``
-    wrapped in :class:`DetailedCrops`); each batch is degraded with :func:`degrade` on the
-    fly. Checkpoints (float32, to resume), samples (rows: LR input enlarged without
-    interpolation, bicubic, network, HR) and the loss log go to ``run_dir`` (default:
-    ``output`` without its suffix plus ``.run``). The model file stores the weights in
-    float16 (about 0.8 MB at the default size); :func:`load` turns them back into float32.
-    The output path is checked before any work starts.
+    ``data``: a folder of photos (cut into ``crop_size`` crops by :class:`PhotoFolder`) or a
+    dataset whose item ``k`` is one HR crop (3, S, S) in [0, 1] (with ``crop_tries > 1``
+    wrapped in :class:`DetailedCrops`); each batch is degraded with
+    :func:`degrade_resolution` on the fly. Checkpoints (float32, to resume), samples (rows:
+    LR input enlarged without interpolation, bicubic, network, HR) and the loss log go to
+    ``run_dir`` (default: ``output`` without its suffix plus ``.run``). The model file
+    stores the weights in float16 (about 0.8 MB at the default size); :func:`load` turns
+    them back into float32. The output path is checked before any work starts.
     """
     run = Run(config, output, run_dir=run_dir, resume=resume, folders={"--data": data})
     data = run.photos("--data", data)
@@ -236,10 +241,10 @@ def train(
 
     def loss_step(model: nn.Module, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         hr = crop_to_multiple(batch, scale)
-        return loss(model(degrade(hr, scale, sigma)), hr)
+        return loss(model(degrade_resolution(hr, scale, sigma)), hr)
 
     fixed = crop_to_multiple(run.fixed(data), scale)
-    fixed_lr = degrade(fixed, scale, sigma)
+    fixed_lr = degrade_resolution(fixed, scale, sigma)
 
     def sample(model: nn.Module) -> torch.Tensor:
         pixels = F.interpolate(fixed_lr, scale_factor=scale, mode="nearest")

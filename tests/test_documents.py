@@ -20,8 +20,10 @@ from nst_utils.documents import (
     make_loss,
 )
 from nst_utils.errors import BadInputError, CheckpointError
-from nst_utils.pages import ocr_engine, render_page
+from nst_utils.metrics import ocr_engine
+from nst_utils.pages import render_page
 from nst_utils.paths import REPO_ROOT
+from nst_utils.settings import SIZES
 
 SMALL_PAGE = (160, 160)  # pixels: the smallest page the default font sizes fit
 
@@ -45,7 +47,7 @@ def trained(tmp_path_factory):
 
 
 @pytest.mark.parametrize("size", [(37, 53), (64, 101), (5, 7)])
-@pytest.mark.parametrize("network", list(documents.NETWORKS))
+@pytest.mark.parametrize("network", list(SIZES))
 def test_enhance_keeps_any_page_size(size, network):
     net = build_network(DocumentConfig(network=network)).eval()
     page = torch.rand(2, 3, *size)

@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 
 import nst_utils as nst
-from nst_utils import NSTError, VGGFeatures, gram_matrix
-from nst_utils.color import match_histogram, preserve_luminance, rgb_to_yiq, yiq_to_rgb
+from nst_utils import NSTError, VGGFeatures, color, gram_matrix
+from nst_utils.color import match_mean_and_covariance, preserve_luminance, rgb_to_yiq, yiq_to_rgb
 from nst_utils.gatys import StyleTransferConfig, make_loss, stylize
 
 STYLE_LAYERS = {"relu1_1": 0.5, "relu2_1": 0.5}
@@ -46,6 +46,10 @@ def gram_distance(image: torch.Tensor, style: torch.Tensor) -> float:
     with torch.no_grad():
         a, b = net(image), net(style)
     return sum(F.mse_loss(gram_matrix(a[n]), gram_matrix(b[n])).item() for n in STYLE_LAYERS)
+
+
+def test_match_histogram_is_the_notebooks_name_for_match_mean_and_covariance():
+    assert color.match_histogram is match_mean_and_covariance
 
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
@@ -96,7 +100,7 @@ def test_color_helpers():
     assert torch.allclose(yiq_to_rgb(rgb_to_yiq(img)), img, atol=1e-5)
     assert torch.allclose(preserve_luminance(img, img), img, atol=1e-5)
     ref = 0.2 + 0.6 * smooth(3, size=24, tint=(0.9, 0.5, 0.2))  # stays inside [0, 1]
-    out = match_histogram(img, ref)
+    out = match_mean_and_covariance(img, ref)
     assert out.shape == img.shape
     mean_out, mean_ref = out.mean(dim=(0, 2, 3)), ref.mean(dim=(0, 2, 3))
     assert torch.allclose(mean_out, mean_ref, atol=0.02)
@@ -306,7 +310,7 @@ def test_colour_helpers_refuse_wrong_shapes():
     with pytest.raises(NSTError, match=r"image must be an \(N, 3, H, W\) RGB tensor"):
         rgb_to_yiq(torch.rand(3, 8, 8))
     with pytest.raises(NSTError, match=r"reference must be an \(N, 3, H, W\)"):
-        match_histogram(smooth(0), torch.rand(1, 1, 8, 8))
+        match_mean_and_covariance(smooth(0), torch.rand(1, 1, 8, 8))
     with pytest.raises(NSTError, match="same shape"):
         preserve_luminance(smooth(0, size=16), smooth(0, size=32))
 

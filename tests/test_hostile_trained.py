@@ -24,6 +24,7 @@ from nst_utils import (
     documents,
     fast_style,
     gatys,
+    inference,
     load_image,
     superres,
     training,
@@ -676,7 +677,7 @@ def test_training_reports_unreadable_photo_folders(files, tmp_path, capsys, monk
 def test_enhance_refuses_an_output_larger_than_an_image_may_be(
     files, tmp_path, capsys, monkeypatch, no_inference
 ):
-    monkeypatch.setattr(commands, "_free_memory", lambda device: 10**15)  # any machine
+    monkeypatch.setattr(inference, "free_memory", lambda device: 10**15)  # any machine
     big = tmp_path / "big.png"
     Image.new("RGB", (2100, 2000), (90, 60, 30)).save(big)  # x4: 8400 x 8000 px, 67 MP
     out = tmp_path / "large.png"
@@ -694,7 +695,7 @@ def test_enhance_refuses_an_output_larger_than_an_image_may_be(
 def test_a_size_beyond_the_free_memory_is_refused(files, tmp_path, capsys, monkeypatch,
                                                   no_inference, kind, size, needle):  # fmt: skip
     _, photos, _, models = files
-    monkeypatch.setattr(commands, "_free_memory", lambda device: 60_000_000)  # 60 MB
+    monkeypatch.setattr(inference, "free_memory", lambda device: 60_000_000)  # 60 MB
     command = "transform" if kind == "style" else "enhance"
     out = tmp_path / "o.png"
     code, _, err = run_cli([command, "-m", models[kind], "-i", photos / "p0.png", "-o", out,
@@ -709,8 +710,8 @@ def test_a_folder_skips_images_too_large_for_the_memory(files, tmp_path, capsys,
     source = tmp_path / "in"
     shutil.copytree(photos, source)
     Image.new("RGB", (400, 300)).save(source / "large.png")
-    limit = commands._needed_bytes(40 * 32 * 16, 8) * 2  # room for the photos, not 400 px
-    monkeypatch.setattr(commands, "_free_memory", lambda device: limit)
+    limit = inference.needed_bytes(40 * 32 * 16, 8) * 2  # room for the photos, not 400 px
+    monkeypatch.setattr(inference, "free_memory", lambda device: limit)
     out = tmp_path / "out"
     code, stdout, err = run_cli(["enhance", "-m", models["sr"], "-i", source, "-o", out, "-q"],
                                 capsys)  # fmt: skip

@@ -59,14 +59,6 @@ def test_total_variation_by_hand():
     assert total_variation(torch.ones(1, 3, 5, 5)).item() == 0.0
 
 
-def test_relative_weights_divide_by_the_targets_mean_square():
-    from nst_utils.losses import relative_weights
-
-    targets = {"a": torch.full((1, 2, 2), 3.0), "b": torch.full((1, 4, 4), 0.5)}
-    got = relative_weights({"a": 2.0, "b": 1.0}, targets)
-    assert got == pytest.approx({"a": 2.0 / 9.0, "b": 1.0 / 0.25})
-
-
 # --- PerceptualLoss: the one loss of every method
 
 

@@ -1,23 +1,11 @@
-"""Synthetic pages, their degradations, training crops and OCR scoring (nst_utils.pages)."""
-
-import os
-import shutil
-import sys
-import warnings
+"""Synthetic pages, their degradations and training crops (nst_utils.pages)."""
 
 import pytest
 import torch
-from PIL import Image
 
-from nst_utils.errors import BadInputError, NSTError
-from nst_utils.pages import (
-    DEGRADATIONS,
-    PageCrops,
-    character_error_rate,
-    degrade,
-    ocr_engine,
-    render_page,
-)
+from nst_utils import pages
+from nst_utils.errors import BadInputError
+from nst_utils.pages import DEGRADATIONS, PageCrops, degrade_page, render_page
 
 SIZE = (128, 96)  # small pages keep the tests fast
 
@@ -82,88 +70,92 @@ def test_render_page_refuses_bad_arguments(kwargs):
         render_page(**{"size": SIZE, "font_size": 10, **kwargs})
 
 
+def test_degrade_is_notebook_06s_name_for_degrade_page():
+    assert pages.degrade is degrade_page
+
+
 def test_degrade_is_deterministic_and_keeps_shape_and_range(page):
     batch = page.repeat(2, 1, 1, 1)
-    out = degrade(batch, 7)
+    out = degrade_page(batch, 7)
     assert out.shape == batch.shape and out.dtype == batch.dtype
     assert out.min() >= 0 and out.max() <= 1
-    assert torch.equal(out, degrade(batch, 7))
-    assert not torch.equal(out, degrade(batch, 8))
+    assert torch.equal(out, degrade_page(batch, 7))
+    assert not torch.equal(out, degrade_page(batch, 8))
     assert not torch.equal(out[0], out[1])  # each image of a batch has its own draw
     assert torch.equal(batch, page.repeat(2, 1, 1, 1))  # the input is left alone
 
 
 def test_degrade_strength_zero_changes_nothing(page):
-    assert torch.equal(degrade(page, 0, strength=0), page)
+    assert torch.equal(degrade_page(page, 0, strength=0), page)
 
 
 def test_degrade_effect_is_the_same_whatever_else_is_on(page):
     # each effect draws from its own generator: blur first, then noise and JPEG on the blurred
     # pages, gives what all three at once give; a shared generator would shift the later draws
     batch = page.repeat(2, 1, 1, 1)
-    blurred = degrade(batch, 1, blur=1)
-    together = degrade(batch, 1, blur=1, noise=1, jpeg=1)
+    blurred = degrade_page(batch, 1, blur=1)
+    together = degrade_page(batch, 1, blur=1, noise=1, jpeg=1)
     assert not torch.equal(together, blurred)
-    assert torch.equal(together, degrade(blurred, 1, noise=1, jpeg=1))
+    assert torch.equal(together, degrade_page(blurred, 1, noise=1, jpeg=1))
 
 
 def test_degrade_refuses_bad_arguments(page):
     with pytest.raises(BadInputError, match="smudge"):
-        degrade(page, 0, smudge=1)
+        degrade_page(page, 0, smudge=1)
     with pytest.raises(BadInputError, match="strength"):
-        degrade(page, 0, strength=-1)
+        degrade_page(page, 0, strength=-1)
     with pytest.raises(BadInputError, match="blur"):
-        degrade(page, 0, blur="yes")
+        degrade_page(page, 0, blur="yes")
     with pytest.raises(BadInputError, match=r"\(N, 3, H, W\)"):
-        degrade(page[0], 0)
+        degrade_page(page[0], 0)
     with pytest.raises(BadInputError, match=r"\[0, 1\]"):
-        degrade(page * 255, 0)
+        degrade_page(page * 255, 0)
 
 
 def test_every_degradation_changes_the_page(page):
     for name in DEGRADATIONS:
-        assert not torch.equal(degrade(page, 0, **{name: 1}), page), name
+        assert not torch.equal(degrade_page(page, 0, **{name: 1}), page), name
 
 
 def test_blur_removes_fine_detail(page):
-    assert detail(degrade(page, 0, blur=1)) < 0.6 * detail(page)
+    assert detail(degrade_page(page, 0, blur=1)) < 0.6 * detail(page)
 
 
 def test_noise_roughens_white_paper():
     white = torch.ones(1, 3, *SIZE)
-    assert degrade(white, 0, noise=1).std() > 0.01
+    assert degrade_page(white, 0, noise=1).std() > 0.01
 
 
 def test_lighting_makes_white_paper_uneven_and_darker():
-    lit = degrade(torch.ones(1, 3, *SIZE), 0, lighting=1)
+    lit = degrade_page(torch.ones(1, 3, *SIZE), 0, lighting=1)
     assert lit.max() <= 1 and lit.max() - lit.min() > 0.1
 
 
 def test_paper_yellows_more_in_blue_than_in_red():
-    paper = degrade(torch.ones(1, 3, *SIZE), 0, paper=1)
+    paper = degrade_page(torch.ones(1, 3, *SIZE), 0, paper=1)
     assert paper[:, 2].mean() < paper[:, 0].mean() - 0.03
 
 
 def test_contrast_lifts_black_and_dims_white(page):
-    faded = degrade(page, 0, contrast=1)
+    faded = degrade_page(page, 0, contrast=1)
     assert faded.min() > 0.1 and faded.max() < 0.97
 
 
 def test_stains_and_bleed_darken_parts_of_white_paper():
     white = torch.ones(1, 3, *SIZE)
     for name in ("stains", "bleed"):
-        marked = degrade(white, 0, **{name: 1})
+        marked = degrade_page(white, 0, **{name: 1})
         assert marked.min() < 0.97 and (marked == 1).float().mean() > 0.05, name
-    assert degrade(white, 0, bleed=1).min() > 0.6  # the back shows through, faintly
+    assert degrade_page(white, 0, bleed=1).min() > 0.6  # the back shows through, faintly
 
 
 def test_jpeg_changes_the_page_by_a_bounded_amount(page):
-    difference = (degrade(page, 0, jpeg=1) - page).abs()
+    difference = (degrade_page(page, 0, jpeg=1) - page).abs()
     assert 0.005 < difference.mean() < 0.05
 
 
 def test_rotation_moves_the_text_but_keeps_the_ink(page):
-    turned = degrade(page, 0, rotation=3)  # 3 to 6 degrees
+    turned = degrade_page(page, 0, rotation=3)  # 3 to 6 degrees
     assert ink_box(turned) != ink_box(page)
     ink = (1 - page).sum()
     assert abs((1 - turned).sum() - ink) < 0.1 * ink  # some may turn off the page
@@ -197,74 +189,3 @@ def test_page_crops_refuse_bad_sizes():
         PageCrops(length=1, page_size=SIZE)  # the default font is too large for it
     with pytest.raises(BadInputError, match="strength"):
         PageCrops(length=1, strength=-1)
-
-
-@pytest.mark.parametrize(
-    ("predicted", "truth", "expected"),
-    [
-        ("abc", "abc", 0.0),
-        ("abcdefghiX", "abcdefghij", 0.1),
-        ("", "abcde", 1.0),
-        ("ab", "abcd", 0.5),
-        ("a  b\nc ", " a b c", 0.0),  # whitespace runs and line breaks count as one space
-        ("abcabc", "abc", 1.0),
-    ],
-)
-def test_character_error_rate(predicted, truth, expected):
-    assert character_error_rate(predicted, truth) == pytest.approx(expected)
-
-
-def test_character_error_rate_refuses_empty_truth_and_non_strings():
-    with pytest.raises(BadInputError, match="truth"):
-        character_error_rate("abc", " \n")
-    with pytest.raises(BadInputError, match="strings"):
-        character_error_rate(None, "abc")
-
-
-def test_ocr_engine_is_none_with_a_warning_when_no_engine_exists(monkeypatch):
-    monkeypatch.setitem(sys.modules, "rapidocr", None)  # makes "import rapidocr" fail
-    monkeypatch.setenv("PATH", "")  # and no tesseract program
-    with pytest.warns(UserWarning, match=r"pip install 'nst-course\[ocr\]'.*tesseract-ocr"):
-        assert ocr_engine() is None
-
-
-def fake_tesseract(folder, script: str) -> None:
-    program = folder / "tesseract"
-    program.write_text("#!/bin/sh\n" + script)
-    program.chmod(0o755)
-
-
-def test_ocr_engine_falls_back_to_tesseract(monkeypatch, tmp_path):
-    """Without RapidOCR, a tesseract program on the PATH reads the page: it gets a PNG on
-    stdin (saved here by the fake program) and its stdout is the text."""
-    monkeypatch.setitem(sys.modules, "rapidocr", None)
-    fake_tesseract(tmp_path, f'cat > "{tmp_path}/page.png"\necho "read: $1 $2"\n')
-    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")  # found first
-    ocr = ocr_engine()
-    page, _ = render_page(0, (60, 90), font_size=10)
-    assert ocr.__name__ == "tesseract_read" and ocr(page) == "read: stdin stdout"
-    assert Image.open(tmp_path / "page.png").size == (90, 60)
-    fake_tesseract(tmp_path, 'echo "Error: no language data" >&2\nexit 1\n')
-    with pytest.raises(NSTError, match="tesseract failed \\(exit 1\\): Error: no language data"):
-        ocr(page)
-
-
-@pytest.mark.slow
-def test_ocr_engine_reads_clean_lines():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ocr = ocr_engine()
-    if ocr is None:
-        pytest.skip("no OCR engine installed: pip install 'nst-course[ocr]'")
-    lines, text = render_page(0, (96, 192), font_size=14)  # OCR upscales: keep it small
-    assert character_error_rate(ocr(lines), text) < 0.1
-
-
-@pytest.mark.skipif(not shutil.which("tesseract"), reason="Tesseract is not installed")
-@pytest.mark.slow
-def test_tesseract_reads_clean_lines(monkeypatch):
-    monkeypatch.setitem(sys.modules, "rapidocr", None)
-    ocr = ocr_engine()
-    lines, text = render_page(0, (96, 192), font_size=14)
-    assert ocr.__name__ == "tesseract_read"
-    assert character_error_rate(ocr(lines), text) < 0.1

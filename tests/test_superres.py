@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from nst_utils import BadInputError, CheckpointError
+from nst_utils import BadInputError, CheckpointError, superres
 from nst_utils.checkpoints import save_model
 from nst_utils.metrics import psnr, rgb_to_y, ssim
 from nst_utils.networks import TransformerNet
@@ -21,7 +21,7 @@ from nst_utils.superres import (
     bicubic,
     build_network,
     crop_to_multiple,
-    degrade,
+    degrade_resolution,
     load,
     make_loss,
     train,
@@ -60,6 +60,10 @@ def photos(tmp_path_factory):
     return folder
 
 
+def test_degrade_is_notebook_05s_name_for_degrade_resolution():
+    assert superres.degrade is degrade_resolution
+
+
 @pytest.mark.parametrize("scale, size", [(4, (7, 9)), (8, (5, 11)), (4, (13, 6))])
 def test_network_output_is_scale_times_the_input_at_odd_sizes(scale, size):
     net = build_network(SuperResolutionConfig(scale=scale, channels=8, blocks=1))
@@ -78,38 +82,39 @@ def test_upscale_takes_image_files(tmp_path):
 
 def test_degrade_shapes_at_odd_sizes():
     hr = torch.rand(2, 3, 37, 45)
-    assert degrade(hr, 4).shape == (2, 3, 9, 11)
-    assert degrade(hr, 8).shape == (2, 3, 4, 5)
+    assert degrade_resolution(hr, 4).shape == (2, 3, 9, 11)
+    assert degrade_resolution(hr, 8).shape == (2, 3, 4, 5)
     assert crop_to_multiple(hr, 4).shape == (2, 3, 36, 44)
     # the cut is at the bottom and right: the top-left pixels stay where they are
     assert torch.equal(crop_to_multiple(hr, 4), hr[..., :36, :44])
-    assert degrade(hr, 4, sigma=0).shape == (2, 3, 9, 11)
+    assert degrade_resolution(hr, 4, sigma=0).shape == (2, 3, 9, 11)
 
 
 def test_degrade_is_deterministic_and_stays_in_range():
     generator = torch.Generator().manual_seed(0)
     hr = (torch.rand(1, 3, 64, 64, generator=generator) > 0.5).float()  # 0/1: overshoots most
-    a, b = degrade(hr, 4), degrade(hr, 4)
+    a, b = degrade_resolution(hr, 4), degrade_resolution(hr, 4)
     assert torch.equal(a, b)
     assert a.min() >= 0 and a.max() <= 1
     flat = torch.full((1, 3, 40, 40), 0.3)  # blur and resampling keep averages
-    assert torch.allclose(degrade(flat, 4), torch.full((1, 3, 10, 10), 0.3), atol=1e-6)
+    assert torch.allclose(degrade_resolution(flat, 4), torch.full((1, 3, 10, 10), 0.3), atol=1e-6)
 
 
 def test_degrade_blurs():
     generator = torch.Generator().manual_seed(1)
     hr = torch.rand(1, 3, 96, 96, generator=generator)
-    blurred = degrade(hr, 1, sigma=1.0)  # scale 1: the blur alone
+    blurred = degrade_resolution(hr, 1, sigma=1.0)  # scale 1: the blur alone
     assert blurred.shape == hr.shape
     assert high_frequency_energy(blurred) < 0.1 * high_frequency_energy(hr)
-    assert high_frequency_energy(degrade(hr, 4, 1.0)) < high_frequency_energy(degrade(hr, 4, 0))
+    blurred, sharp = degrade_resolution(hr, 4, 1.0), degrade_resolution(hr, 4, 0)
+    assert high_frequency_energy(blurred) < high_frequency_energy(sharp)
 
 
 def test_degrade_and_bicubic_keep_pixels_aligned():
     """A linear ramp survives downsampling and bicubic upsampling unchanged away from the
     borders: no half-pixel shift between LR and HR."""
     ramp = torch.linspace(0, 1, 96).expand(1, 3, 96, 96).contiguous()
-    up = bicubic(degrade(ramp, 4, sigma=0), 4)
+    up = bicubic(degrade_resolution(ramp, 4, sigma=0), 4)
     assert torch.allclose(up[..., 16:-16, 16:-16], ramp[..., 16:-16, 16:-16], atol=1e-5)
 
 
@@ -139,9 +144,9 @@ def test_detailed_crops_keep_the_crop_with_most_lost_detail():
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda: degrade(torch.rand(1, 3, 3, 9), 4), "smaller than scale=4"),
-        (lambda: degrade(torch.rand(3, 16, 16), 4), r"\(N, 3, H, W\)"),
-        (lambda: degrade(torch.rand(1, 3, 16, 16), 4, sigma=-1), "sigma"),
+        (lambda: degrade_resolution(torch.rand(1, 3, 3, 9), 4), "smaller than scale=4"),
+        (lambda: degrade_resolution(torch.rand(3, 16, 16), 4), r"\(N, 3, H, W\)"),
+        (lambda: degrade_resolution(torch.rand(1, 3, 16, 16), 4, sigma=-1), "sigma"),
         (lambda: psnr(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 9)), "same shape"),
         (lambda: psnr(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8), border=4), "border=4"),
         (lambda: ssim(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)), "at least 11x11"),
@@ -241,7 +246,7 @@ def test_shipped_models_beat_bicubic_on_a_held_out_photo(scale):
     if not all(p.is_file() for p in SHIPPED[scale].values()):
         pytest.skip("the shipped models are made by the commands in models/README")
     hr = crop_to_multiple(as_tensor(data_path("content", "coffee.jpg"), 256), scale)
-    lr = degrade(hr, scale)
+    lr = degrade_resolution(hr, scale)
     base = psnr(bicubic(lr, scale), hr, border=scale).item()
     for loss, path in SHIPPED[scale].items():
         assert path.stat().st_size < 1_000_000, f"{path.name} is larger than 1 MB"
