@@ -4,7 +4,7 @@ Each measurement is a fresh interpreter, timed from the outside (wall clock, sta
 exit): ``python -c "import torch"`` (the floor any PyTorch program pays), ``nst --help``,
 ``nst COMMAND --help`` for every command, and ``nst transform`` of one photo with a lite
 fast style model. The calls run side by side in one run, alternating (every call once per
-round, ``--repeats`` rounds), and the table reports medians; the goals (issue 17) are
+round, ``--repeats`` rounds), and the table reports medians; the goals are
 ``--help`` under 0.5 s and ``transform`` within 1.5 s of the bare import.
 
     python benchmarks/startup.py                   # 7 rounds, a 512 px photo

@@ -1,4 +1,4 @@
-"""Benchmark: many styles and any style (notebook 07, issue 16), side by side in one run.
+"""Benchmark: many styles and any style (notebook 07), side by side in one run.
 
 1. ``speed``: at 256, 512 and 1024 px on this machine, one AdaIN pass (eager, the style's
    statistics computed beforehand; and ONNX Runtime, which encodes the style image in every
