@@ -64,11 +64,11 @@ def adain_network(args: argparse.Namespace) -> tuple[adain.AdaINNet, str]:
 
 def engine_seconds(size: int, steps: int, arch: str) -> float:
     """Seconds of one engine step at size x size px (``steps`` timed after a warm-up)."""
-    from nst_utils.gatys import StyleTransferConfig, stylize
+    from nst_utils.gatys import GatysConfig, stylize
 
     stamps: list[float] = []
     content = resize_tensor(as_tensor(data_path("content", "coffee.jpg")), (size, size))
-    config = StyleTransferConfig(size=size, steps=steps + 1, arch=arch, device="cpu")
+    config = GatysConfig(size=size, steps=steps + 1, arch=arch, device="cpu")
     stylize(
         content,
         data_path("styles", "wave.jpg"),
