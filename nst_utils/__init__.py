@@ -59,6 +59,7 @@ _EXPORTS = {
     "layer_names": "models",
     "load_vgg_state": "models",
     "OptimizeResult": "optimize",
+    "LossPlot": "visualize",
     "optimize_image": "optimize",
     "data_path": "paths",
     "list_images": "paths",

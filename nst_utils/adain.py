@@ -41,6 +41,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -57,12 +58,16 @@ from .networks import ConvLayer, UpsampleLayer
 from .settings import ADAIN_LAYER, PRESERVE_COLOR, AdaINConfig
 from .training import (
     Run,
+    RunOptions,
     TrainResult,
     describe_photos,
     identify_data,
     loss_autocast,
     sample_grid,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 KIND = AdaINConfig.KIND
 NETWORK_NAME = "adain_decoder"
@@ -423,11 +428,7 @@ def train(
     styles: str | os.PathLike | torch.utils.data.Dataset,
     data: str | os.PathLike | torch.utils.data.Dataset,
     output: str | os.PathLike,
-    *,
-    run_dir: str | os.PathLike | None = None,
-    resume: bool = False,
-    progress: bool = True,
-    callback=None,
+    **options: Unpack[RunOptions],
 ) -> tuple[AdaINNet, TrainResult]:
     """Train a decoder on ``data`` (content photos: a folder, or a dataset of (3, S, S)
     crops) and ``styles`` (a folder of style images, e.g. paintings: the paper used
@@ -438,7 +439,8 @@ def train(
     encoder's VGG weights (:func:`encoder_identity`), not the encoder itself: :func:`load`
     rebuilds it from ``NST_WEIGHTS`` (or ``weights=``) and refuses other weights.
     Checkpoints (the decoder in float32, to resume), samples (rows: photos, styles,
-    results) and ``log.csv`` go to ``run_dir`` (default: ``output`` + ``.run``).
+    results) and ``log.csv`` go to the run folder (``options``:
+    :class:`~nst_utils.training.RunOptions`).
 
     The run is set up as :func:`nst_utils.fast_style.train` sets up its own: the output is
     checked before any work and may not be the VGG weights file; a run folder with a
@@ -447,8 +449,7 @@ def train(
     """
     if isinstance(styles, (str, os.PathLike)):
         config = dataclasses.replace(config, styles=config.styles or Path(styles).name)
-    run = Run(config, output, run_dir=run_dir, resume=resume,
-              folders={"--data": data, "--styles": styles})  # fmt: skip
+    run = Run(config, output, folders={"--data": data, "--styles": styles}, **options)
     data, styles = run.photos("--data", data), run.photos("--styles", styles, seed=1)
     identity = {"style images": identify_data(styles), "--data": identify_data(data)}
     run.start(identity)
@@ -477,8 +478,7 @@ def train(
     def sample(model: nn.Module) -> torch.Tensor:
         return sample_grid([*fixed, model(targets(*fixed)[0]).clamp(0, 1)])
 
-    decoder, result = run.fit(lambda: Decoder(config.arch), loss_step, pairs, sample=sample,
-                              callback=callback, progress=progress)  # fmt: skip
+    decoder, result = run.fit(lambda: Decoder(config.arch), loss_step, pairs, sample=sample)
     run.save(
         decoder,
         result,

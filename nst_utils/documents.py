@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +45,10 @@ from .models import VGGFeatures
 from .networks import TransformerNet, infer
 from .pages import PAGE_SIZE, PageCrops, degrade_page, render_page
 from .settings import SIZES, DocumentConfig
-from .training import Run, TrainResult, sample_grid
+from .training import Run, RunOptions, TrainResult, sample_grid
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 KIND = DocumentConfig.KIND
 HELDOUT_SEED = 2**31  # evaluation page k has seed HELDOUT_SEED + k; training pages lie below
@@ -94,21 +98,17 @@ def training_data(config: DocumentConfig) -> PageCrops:
 def train(
     config: DocumentConfig,
     output: str | os.PathLike,
-    *,
-    run_dir: str | os.PathLike | None = None,
-    resume: bool = False,
-    progress: bool = True,
-    callback: Callable[[int, dict[str, float]], None] | None = None,
+    **options: Unpack[RunOptions],
 ) -> tuple[nn.Module, TrainResult]:
     """Train an enhancement network on synthetic pages; write the model to ``output`` and
     return ``(network, result)``.
 
     The pages come from ``config.seed`` (:func:`training_data`). Checkpoints, samples (rows:
-    degraded, enhanced, clean) and the loss log go to ``run_dir`` (default: ``output``
-    without its suffix plus ``.run``); ``resume=True`` continues from its checkpoint. The
-    output path is checked before any work starts.
+    degraded, enhanced, clean) and the loss log go to the run folder (``options``:
+    :class:`~nst_utils.training.RunOptions`). The output path is checked before any work
+    starts.
     """
-    run = Run(config, output, run_dir=run_dir, resume=resume)
+    run = Run(config, output, **options)
     run.start()
     loss = make_loss(config, run.device)
     data = training_data(config)
@@ -121,8 +121,7 @@ def train(
     def sample(model: nn.Module) -> torch.Tensor:
         return sample_grid([shown_degraded, model(shown_degraded).clamp(0, 1), shown_clean])
 
-    net, result = run.fit(lambda: build_network(config), loss_step, data, sample=sample,
-                          callback=callback, progress=progress)  # fmt: skip
+    net, result = run.fit(lambda: build_network(config), loss_step, data, sample=sample)
     run.save(net, result, data=f"{len(data)} crops of synthetic pages (seed {config.seed}, "
              f"strength {config.strength:g})")  # fmt: skip
     return net, result

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -29,6 +30,7 @@ from .networks import TransformerNet, infer
 from .settings import SIZES, FastStyleConfig
 from .training import (
     Run,
+    RunOptions,
     TrainResult,
     describe_photos,
     identify_data,
@@ -36,6 +38,9 @@ from .training import (
     loss_autocast,
     sample_grid,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 KIND = FastStyleConfig.KIND
 
@@ -52,14 +57,7 @@ def make_loss(config: FastStyleConfig, style: torch.Tensor) -> PerceptualLoss:
     vgg = VGGFeatures(
         [*config.content_layers, *config.style_layers], arch=config.arch, weights=config.weights
     ).to(style.device, memory_format=torch.channels_last)
-    loss = PerceptualLoss(
-        vgg,
-        config.content_layers,
-        config.style_layers,
-        content_weight=config.content_weight,
-        style_weight=config.style_weight,
-        tv_weight=config.tv_weight,
-    )
+    loss = PerceptualLoss.from_config(vgg, config)
     loss.set_style(style)
     return loss
 
@@ -91,23 +89,19 @@ def train(
     style: ImageLike,
     data: str | os.PathLike | torch.utils.data.Dataset,
     output: str | os.PathLike,
-    *,
-    run_dir: str | os.PathLike | None = None,
-    resume: bool = False,
-    progress: bool = True,
-    callback=None,
+    **options: Unpack[RunOptions],
 ) -> tuple[nn.Module, TrainResult]:
     """Train a style network on ``data`` (a folder of photos, or a dataset of crops) in the
     style of ``style``; write the model to ``output`` and return ``(network, result)``.
 
-    Checkpoints, samples and the loss log go to ``run_dir`` (default: ``output`` without
-    its suffix plus ``.run``); ``resume=True`` continues from its checkpoint. The output
-    path is checked before any work starts.
+    Checkpoints, samples and the loss log go to the run folder; ``options`` are the run
+    options of every method (:class:`~nst_utils.training.RunOptions`: ``run_dir``,
+    ``resume``, ``progress``, ``callback``). The output path is checked before any work
+    starts.
     """
     name = Path(describe(style)).name if isinstance(style, (str, os.PathLike)) else "style image"
     config = dataclasses.replace(config, style=config.style or name)
-    run = Run(config, output, run_dir=run_dir, resume=resume, inputs=[style],
-              folders={"--data": data})  # fmt: skip
+    run = Run(config, output, inputs=[style], folders={"--data": data}, **options)
     photos = run.photos("--data", data)
     style_image = load_style(style, config, run.device)
     run.start({"style image": identify_image(style, style_image), "--data": identify_data(photos)})
@@ -123,8 +117,7 @@ def train(
     def sample(model: nn.Module) -> torch.Tensor:
         return sample_grid([fixed, model(fixed).clamp(0, 1)])
 
-    net, result = run.fit(lambda: build_network(config), loss_step, photos, sample=sample,
-                          callback=callback, progress=progress)  # fmt: skip
+    net, result = run.fit(lambda: build_network(config), loss_step, photos, sample=sample)
     run.save(net, result, data=describe_photos(photos),
              style_thumbnail=thumbnail(style_image.cpu()))  # fmt: skip
     return net, result

@@ -96,16 +96,8 @@ def _split_steps(steps: int, scales: int) -> list[int]:
 
 def make_loss(net: VGGFeatures, config: GatysConfig) -> PerceptualLoss:
     """The :class:`PerceptualLoss` that :func:`stylize` minimises, built from ``config``."""
-    return PerceptualLoss(
-        net,
-        config.content_layers,
-        config.style_layers,
-        content_weight=config.content_weight,
-        style_weight=config.style_weight,
-        tv_weight=config.tv_weight,
-        gram_normalize=config.gram_normalize,
-        relative=config.relative_losses,
-    )
+    return PerceptualLoss.from_config(net, config, gram_normalize=config.gram_normalize,
+                                      relative=config.relative_losses)  # fmt: skip
 
 
 def layers_min_side(layers: Sequence[str], arch: str) -> tuple[int, str]:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import BadInputError
-from .settings import GRAM_NORMALIZATIONS
+from .settings import GRAM_NORMALIZATIONS, FastStyleConfig, GatysConfig
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -168,6 +168,17 @@ class PerceptualLoss(nn.Module):
         self.grams: dict[str, torch.Tensor] = {}
         self.stats: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.content_targets: dict[str, torch.Tensor] = {}
+
+    @classmethod
+    def from_config(
+        cls, net: nn.Module, config: GatysConfig | FastStyleConfig, **more: object
+    ) -> PerceptualLoss:
+        """The loss a method's config describes: its ``content_layers`` and ``style_layers``
+        weighted by its ``content_weight``, ``style_weight`` and ``tv_weight``; ``more``
+        gives the other arguments (``gram_normalize``, ``relative``)."""
+        return cls(net, config.content_layers, config.style_layers,
+                   content_weight=config.content_weight, style_weight=config.style_weight,
+                   tv_weight=config.tv_weight, **more)  # fmt: skip
 
     @torch.no_grad()
     def set_style(

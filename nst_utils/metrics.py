@@ -27,7 +27,7 @@ from torchmetrics.functional.image import (
 )
 
 from .errors import BadInputError, NSTError
-from .images import check_images
+from .images import check_images, tensor_to_image
 
 CHANNELS = ("y", "rgb")
 
@@ -149,26 +149,16 @@ def ocr_engine() -> Callable[[torch.Tensor], str] | None:
             return None
 
         def tesseract_read(image: torch.Tensor) -> str:
-            return _tesseract(tesseract, _to_pil(image))
+            return _tesseract(tesseract, tensor_to_image(image))
 
         return tesseract_read
     engine = RapidOCR(params={"Global.log_level": "error", "Global.use_cls": False})
 
     def rapidocr_read(image: torch.Tensor) -> str:
-        result = engine(_to_pil(image))
+        result = engine(tensor_to_image(image))
         return "\n".join(result.txts or ())
 
     return rapidocr_read
-
-
-def _to_pil(image: torch.Tensor) -> Image.Image:
-    """One page tensor, (1, 3, H, W) or (3, H, W) in [0, 1], as an 8-bit RGB PIL image."""
-    if image.dim() == 4 and image.shape[0] == 1:
-        image = image[0]
-    if image.dim() != 3 or image.shape[0] != 3:
-        raise BadInputError(f"OCR reads one (3, H, W) image, got {tuple(image.shape)}.")
-    pixels = (image.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0)
-    return Image.fromarray(pixels.cpu().numpy())
 
 
 def _tesseract(program: str, page: Image.Image) -> str:

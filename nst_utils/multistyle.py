@@ -27,6 +27,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +45,7 @@ from .networks import LITE, MIN_SIDE, ResidualBlock, TransformerNet, infer
 from .settings import MultiStyleConfig
 from .training import (
     Run,
+    RunOptions,
     TrainResult,
     describe_photos,
     identify_data,
@@ -51,6 +53,9 @@ from .training import (
     loss_autocast,
     sample_grid,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 KIND = MultiStyleConfig.KIND
 NETWORK_NAME = "multistyle_transformer"
@@ -103,20 +108,10 @@ class MultiStyleNet(TransformerNet):
     the lite size here holds 544 numbers per style.
     """
 
-    def __init__(
-        self,
-        styles: int,
-        channels: Sequence[int] = (32, 64, 128),
-        blocks: int = 5,
-        upsample: str = "nearest",
-        separable: bool = False,
-        residual: bool = False,
-        outer_kernel: int = 9,
-        output: str = "linear",
-    ) -> None:
+    def __init__(self, styles: int, **network: Any) -> None:
         if isinstance(styles, bool) or not isinstance(styles, int) or styles < 1:
             raise BadInputError(f"styles={styles!r}: give the number of styles, >= 1.")
-        super().__init__(channels, blocks, upsample, separable, residual, outer_kernel, output)
+        super().__init__(**network)
         self.styles = styles
         for module in list(self.modules()):
             for name, child in module.named_children():
@@ -294,11 +289,7 @@ def train(
     styles: str | os.PathLike | Sequence[ImageLike],
     data: str | os.PathLike | torch.utils.data.Dataset,
     output: str | os.PathLike,
-    *,
-    run_dir: str | os.PathLike | None = None,
-    resume: bool = False,
-    progress: bool = True,
-    callback=None,
+    **options: Unpack[RunOptions],
 ) -> tuple[MultiStyleNet, TrainResult]:
     """Train one network on all ``styles`` (a folder of style images or a list of them; the
     index of a style is its place in that order) with the photos ``data`` (a folder, or a
@@ -308,7 +299,7 @@ def train(
     than one style per step: every step then trains the shared weights on several styles,
     so they do not swing towards whichever style came last, and it costs the same, as the
     Gram targets are computed once. Checkpoints, samples (the fixed crops in each of the
-    first 8 styles) and ``log.csv`` go to ``run_dir`` (default ``output`` + ``.run``).
+    first 8 styles) and ``log.csv`` go to the run folder (:class:`~nst_utils.training.RunOptions`).
 
     The run is set up as :func:`nst_utils.fast_style.train` sets up its own: the output is
     checked before any work and may be none of the inputs (style images, VGG weights
@@ -318,8 +309,9 @@ def train(
     """
     sources, names = style_sources(styles)
     config = dataclasses.replace(config, style=config.style or ", ".join(names))
-    run = Run(config, output, run_dir=run_dir, resume=resume, inputs=sources,
-              folders={"--data": data, "--styles": styles})  # fmt: skip
+    run = Run(
+        config, output, inputs=sources, folders={"--data": data, "--styles": styles}, **options
+    )
     photos = run.photos("--data", data)
     images = [load_style(s, config, run.device, f"style {names[k]}") for k, s in enumerate(sources)]
     run.start({"style images": identify_images(sources, images), "--data": identify_data(photos)})
@@ -338,9 +330,12 @@ def train(
         styled = [model(fixed, torch.tensor([k], device=run.device)) for k in range(shown)]
         return sample_grid([fixed, *(s.clamp(0, 1) for s in styled)])
 
-    net, result = run.fit(lambda: build_network(config, len(images)), loss_step,
-                          StyledPhotos(photos, len(images), config.seed), sample=sample,
-                          callback=callback, progress=progress)  # fmt: skip
+    net, result = run.fit(
+        lambda: build_network(config, len(images)),
+        loss_step,
+        StyledPhotos(photos, len(images), config.seed),
+        sample=sample,
+    )
     run.save(net, result, data=describe_photos(photos), styles=names,
              style_thumbnails=[thumbnail(i.cpu(), 96) for i in images])  # fmt: skip
     return net, result

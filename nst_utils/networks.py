@@ -346,13 +346,23 @@ def build_network(spec: dict) -> nn.Module:
     name, kwargs = spec.get("name"), spec.get("kwargs", {})
     if name not in NETWORKS:
         raise BadInputError(f"spec name {name!r} is unknown; use one of {sorted(NETWORKS)}.")
-    allowed = list(inspect.signature(NETWORKS[name]).parameters)
+    allowed = _arguments(NETWORKS[name])
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
         raise BadInputError(
             f"spec kwargs {unknown} are not arguments of {name!r}; use only {sorted(allowed)}."
         )
     return NETWORKS[name](**kwargs)
+
+
+def _arguments(cls: type) -> list[str]:
+    """The arguments ``cls(...)`` takes by name, those it hands on as ``**kwargs`` to its
+    base class included."""
+    params = inspect.signature(cls).parameters.values()
+    names = [p.name for p in params if p.kind is not p.VAR_KEYWORD]
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        names += _arguments(cls.__mro__[1])
+    return names
 
 
 def count_parameters(net: nn.Module) -> int:

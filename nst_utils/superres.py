@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -37,7 +38,10 @@ from .losses import PerceptualLoss, total_variation
 from .models import VGGFeatures
 from .networks import SuperResolutionNet, infer
 from .settings import SuperResolutionConfig
-from .training import Run, TrainResult, identify_data, sample_grid
+from .training import Run, RunOptions, TrainResult, identify_data, sample_grid
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 KIND = SuperResolutionConfig.KIND
 
@@ -213,11 +217,7 @@ def train(
     config: SuperResolutionConfig,
     data: str | os.PathLike | torch.utils.data.Dataset,
     output: str | os.PathLike,
-    *,
-    run_dir: str | os.PathLike | None = None,
-    resume: bool = False,
-    progress: bool = True,
-    callback=None,
+    **options: Unpack[RunOptions],
 ) -> tuple[nn.Module, TrainResult]:
     """Train a super-resolution network on ``data``; write it to ``output`` and return
     ``(network, result)``.
@@ -227,11 +227,11 @@ def train(
     wrapped in :class:`DetailedCrops`); each batch is degraded with
     :func:`degrade_resolution` on the fly. Checkpoints (float32, to resume), samples (rows:
     LR input enlarged without interpolation, bicubic, network, HR) and the loss log go to
-    ``run_dir`` (default: ``output`` without its suffix plus ``.run``). The model file
+    the run folder (``options``: :class:`~nst_utils.training.RunOptions`). The model file
     stores the weights in float16 (about 0.8 MB at the default size); :func:`load` turns
     them back into float32. The output path is checked before any work starts.
     """
-    run = Run(config, output, run_dir=run_dir, resume=resume, folders={"--data": data})
+    run = Run(config, output, folders={"--data": data}, **options)
     data = run.photos("--data", data)
     run.start({"--data": identify_data(data)})
     if config.crop_tries > 1:
@@ -250,8 +250,7 @@ def train(
         pixels = F.interpolate(fixed_lr, scale_factor=scale, mode="nearest")
         return sample_grid([pixels, bicubic(fixed_lr, scale), model(fixed_lr).clamp(0, 1), fixed])
 
-    net, result = run.fit(lambda: build_network(config), loss_step, data, sample=sample,
-                          callback=callback, progress=progress)  # fmt: skip
+    net, result = run.fit(lambda: build_network(config), loss_step, data, sample=sample)
     run.save(net, result, half=True, data=_describe_data(data))
     return net, result
 

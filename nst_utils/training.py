@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import torch
 import torch.distributed as dist
@@ -49,6 +49,9 @@ from .errors import BadInputError, CheckpointError, DivergenceError
 from .files import atomic_write, check_output, find_files, remove_stale_partials
 from .images import save_image
 from .settings import LossNetworkConfig, TrainingConfig
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 LossStep = Callable[[nn.Module, Any], dict[str, torch.Tensor]]
 MODEL_SUFFIXES = (".pth", ".pt")  # what a model file may be named
@@ -534,6 +537,19 @@ def sample_grid(rows: Sequence[torch.Tensor]) -> torch.Tensor:
     return make_grid(torch.cat(list(rows)), nrow=len(rows[0]), padding=2).unsqueeze(0)
 
 
+class RunOptions(TypedDict, total=False):
+    """How a run is kept and watched, the same keywords for every method's ``train``:
+    ``run_dir`` holds checkpoints, sample pictures and ``log.csv`` (default: the output's
+    name with ``.run``); ``resume=True`` continues from its checkpoint; ``progress`` shows a
+    progress bar (default on); ``callback(step, terms)`` sees the loss every ``log_every``
+    steps (e.g. a :class:`nst_utils.visualize.LossPlot`)."""
+
+    run_dir: str | os.PathLike | None
+    resume: bool
+    progress: bool
+    callback: Callable[[int, dict[str, float]], None] | None
+
+
 class Run:
     """One training run of any method, set up the one way; the method module adds only its
     network, its loss and its data:
@@ -553,16 +569,21 @@ class Run:
         config: TrainingConfig,
         output: str | os.PathLike,
         *,
-        run_dir: str | os.PathLike | None = None,
-        resume: bool = False,
         inputs: Sequence[Any] = (),
         folders: Mapping[str, Any] | None = None,
+        **options: Unpack[RunOptions],
     ) -> None:
+        known = RunOptions.__annotations__
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise TypeError(f"train() got an unexpected keyword argument {unknown[0]!r}; its "
+                            f"run options are {', '.join(known)}.")  # fmt: skip
+        run_dir, self.options = options.get("run_dir"), options
         config.check()
         files = [i for i in inputs if isinstance(i, (str, os.PathLike))]
         if isinstance(config, LossNetworkConfig) and weights_file(config.weights) is not None:
             files.append(weights_file(config.weights))
-        self.config, self.resume, self.inputs = config, resume, {}
+        self.config, self.resume, self.inputs = config, options.get("resume", False), {}
         self.output = check_output(output, inputs=files, suffixes=MODEL_SUFFIXES, what="output")
         self.run_dir = Path(run_dir) if run_dir is not None else self.output.with_suffix(".run")
         self.folders = {flag: folder for flag, folder in (folders or {}).items()
@@ -603,15 +624,14 @@ class Run:
         dataset: torch.utils.data.Dataset,
         *,
         sample: Callable[[nn.Module], torch.Tensor] | None = None,
-        callback: Callable[[int, dict[str, float]], None] | None = None,
-        progress: bool = True,
     ) -> tuple[nn.Module, TrainResult]:
         """``(network, result)``: ``build()`` with seeded initial weights, trained by
-        :func:`fit`."""
+        :func:`fit` (with the run's ``progress`` and ``callback``)."""
         net = initialized(build, self.config.seed)
         result = fit(net, loss_step, dataset, self.config, kind=self.config.KIND,
                      run_dir=self.run_dir, resume=self.resume, extra={"inputs": self.inputs},
-                     sample=sample, callback=callback, progress=progress)  # fmt: skip
+                     sample=sample, callback=self.options.get("callback"),
+                     progress=self.options.get("progress", True))  # fmt: skip
         return net, result
 
     def save(

@@ -1,6 +1,7 @@
 """Look inside the VGG: channel grids, first-layer filters, activation maximisation and
 reconstructions of an image from one layer's activations (notebook 01), and
-:func:`picture_widget`, the notebooks' one way to put a picture under sliders.
+:func:`picture_widget`, the notebooks' one way to put a picture under sliders, and
+:class:`LossPlot`, their one live plot of a training loss.
 
 Shapes follow the course convention: images are (1, 3, H, W) floats in [0, 1].
 """
@@ -14,6 +15,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torchvision.transforms.functional import gaussian_blur
+from torchvision.utils import make_grid
 
 from .errors import BadInputError
 from .images import tensor_to_image
@@ -23,17 +26,15 @@ from .optimize import OptimizeResult, optimize_image
 
 
 def _tile(tiles: torch.Tensor, ncols: int, pad: int, fill: float) -> torch.Tensor:
-    """(K, C, h, w) -> (C, rows*(h+pad)-pad, ncols*(w+pad)-pad), tiles row by row."""
+    """(K, C, h, w) -> (C, rows*(h+pad)-pad, ncols*(w+pad)-pad), tiles row by row
+    (torchvision's ``make_grid`` without its outer border)."""
     k, c, h, w = tiles.shape
     ncols = max(1, min(ncols, k))
     nrows = -(-k // ncols)
-    grid = tiles.new_full((c, nrows * (h + pad) - pad, ncols * (w + pad) - pad), fill)
-    for i in range(k):
-        row, col = divmod(i, ncols)
-        grid[:, row * (h + pad) : row * (h + pad) + h, col * (w + pad) : col * (w + pad) + w] = (
-            tiles[i]
-        )
-    return grid
+    if k == 1:  # make_grid returns a single tile as it is, unpadded
+        return tiles[0].clone()
+    grid = make_grid(tiles, nrow=ncols, padding=pad, pad_value=fill)[:c]
+    return grid[:, pad : pad + nrows * (h + pad) - pad, pad : pad + ncols * (w + pad) - pad]
 
 
 def _check_grid_args(ncols: int, pad: int) -> None:
@@ -104,15 +105,9 @@ def filter_grid(
 
 
 def _gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (N, C, H, W), reflect-padded so edges stay put."""
-    radius = max(1, math.ceil(2.5 * sigma))
-    x = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
-    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    c = image.shape[1]
-    out = F.pad(image, (radius, radius, radius, radius), mode="reflect")
-    out = F.conv2d(out, kernel.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    return F.conv2d(out, kernel.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+    """Gaussian blur of (N, C, H, W), 2.5 sigma each side, reflect-padded (torchvision)."""
+    size = 2 * max(1, math.ceil(2.5 * sigma)) + 1
+    return gaussian_blur(image, [size, size], [sigma, sigma])
 
 
 def layer_output(net: VGGFeatures, image: torch.Tensor, layer: str) -> torch.Tensor:
@@ -272,3 +267,65 @@ def picture_widget(draw: Callable[..., Any], **controls: Any) -> Any:
         view.value = to_png(draw(**values))
 
     return widgets.VBox([widgets.interactive(update, **controls), view])
+
+
+class LossPlot:
+    """A training-loss plot that redraws in place while a run trains: give it to any
+    method's ``train`` as ``callback`` (notebooks 04-07).
+
+    ``terms`` names the loss terms to draw, one line each, from what ``callback(step,
+    terms)`` receives every ``log_every`` steps. The values stay in :attr:`steps` and
+    :attr:`values`; outside IPython (a script, a test) nothing is shown.
+    """
+
+    def __init__(
+        self,
+        terms: Sequence[str] = ("total",),
+        *,
+        ylabel: str = "loss",
+        title: str = "training loss",
+        figsize: tuple[float, float] = (6, 3),
+    ) -> None:
+        import matplotlib.pyplot as plt
+
+        self.terms = [terms] if isinstance(terms, str) else list(terms)
+        if not self.terms:
+            raise BadInputError("LossPlot needs at least one loss term to draw, e.g. ['total'].")
+        self.steps: list[int] = []
+        self.values: dict[str, list[float]] = {name: [] for name in self.terms}
+        self.fig, self.ax = plt.subplots(figsize=figsize)
+        plt.close(self.fig)  # shown through the display handle only, not again at cell end
+        self._labels = {"xlabel": "step", "ylabel": ylabel, "title": title}
+        self._draw()
+        self._handle = _display_handle(self.fig)
+
+    def __call__(self, step: int, terms: dict[str, float]) -> None:
+        missing = [name for name in self.terms if name not in terms]
+        if missing:
+            raise BadInputError(f"LossPlot: the run reports no loss term {missing[0]!r}; it "
+                                f"reports {', '.join(terms)}.")  # fmt: skip
+        self.steps.append(step)
+        for name in self.terms:
+            self.values[name].append(float(terms[name]))
+        self._draw()
+        if self._handle is not None:
+            self._handle.update(self.fig)
+
+    def _draw(self) -> None:
+        self.ax.clear()
+        for name, values in self.values.items():
+            self.ax.plot(self.steps, values, label=name)
+        self.ax.set(**self._labels)
+        if len(self.terms) > 1:
+            self.ax.legend(loc="upper right")
+
+
+def _display_handle(fig: Any) -> Any:
+    """Show ``fig`` in the running IPython kernel and return its display handle; None
+    outside IPython."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        return None
+    return display(fig, display_id=True) if get_ipython() is not None else None

@@ -22,6 +22,7 @@ from nst_utils.fast_style import FastStyleConfig, load, make_loss, stylize_tenso
 from nst_utils.images import as_tensor
 from nst_utils.networks import TransformerNet
 from nst_utils.training import initialized, loss_autocast
+from nst_utils.visualize import LossPlot
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,9 +52,11 @@ def photos(tmp_path_factory):
 def test_training_loss_falls_and_the_model_file_round_trips(photos, tmp_path):
     folder, style = photos
     config = tiny_config(steps=40, sample_every=20, checkpoint_every=20)
-    net, result = train(config, style, folder, tmp_path / "m.pth", progress=False)
+    plot = LossPlot(["content", "style"])
+    net, result = train(config, style, folder, tmp_path / "m.pth", progress=False, callback=plot)
     history = result.history
     assert len(history) == 40 and result.steps == 40
+    assert plot.steps == list(range(1, 41))  # the run option reached the loop
     first = np.mean([h["total"] for h in history[:5]])
     last = np.mean([h["total"] for h in history[-5:]])
     assert last < 0.7 * first, (first, last)
@@ -224,6 +227,8 @@ def test_bad_training_settings(photos, tmp_path):
     with pytest.raises(BadInputError, match="style_layers: unknown VGG16 layer"):
         train(tiny_config(style_layers={"relu5_4": 1.0}), style, folder, tmp_path / "m.pth",
               progress=False)  # fmt: skip
+    with pytest.raises(TypeError, match="'callbak'; its run options are run_dir, resume, prog"):
+        train(tiny_config(), style, folder, tmp_path / "m.pth", callbak=print)
     assert not (tmp_path / "m.run").exists()
 
 

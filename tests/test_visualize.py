@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+import nst_utils as nst
 from nst_utils import NSTError, VGGFeatures
 from nst_utils.visualize import (
     feature_grid,
@@ -158,3 +159,24 @@ def test_picture_widget_draws_now_and_on_every_change():
     controls.children[0].value = 24  # what moving the slider does
     assert calls == [16, 24] and bytes(view.value) != first
     assert controls.out.outputs == ()  # nothing shown in the Output widget
+
+
+def test_loss_plot_collects_and_draws_every_term():
+    plot = nst.LossPlot(["content", "style"], ylabel="weighted loss", title="run")
+    for step, (c, s) in zip((10, 20, 30), ((3.0, 9.0), (2.0, 5.0), (1.5, 4.0)), strict=True):
+        plot(step, {"content": c, "style": s, "total": c + s})
+    assert plot.steps == [10, 20, 30]
+    assert plot.values == {"content": [3.0, 2.0, 1.5], "style": [9.0, 5.0, 4.0]}
+    lines = {line.get_label(): line for line in plot.ax.get_lines()}
+    assert sorted(lines) == ["content", "style"]
+    assert list(lines["style"].get_ydata()) == [9.0, 5.0, 4.0]
+    assert list(lines["style"].get_xdata()) == [10, 20, 30]
+    assert plot.ax.get_ylabel() == "weighted loss" and plot.ax.get_title() == "run"
+
+
+def test_loss_plot_names_a_term_the_run_does_not_report():
+    plot = nst.LossPlot("perceptual")
+    with pytest.raises(nst.BadInputError, match="no loss term 'perceptual'; it reports total"):
+        plot(1, {"total": 1.0})
+    with pytest.raises(nst.BadInputError, match="at least one loss term"):
+        nst.LossPlot([])
