@@ -44,7 +44,6 @@ _EXPORTS = {
     "concat_images": "images",
     "image_to_tensor": "images",
     "load_image": "images",
-    "load_tensor": "images",
     "resize_longest": "images",
     "save_image": "images",
     "show_images": "images",

@@ -322,13 +322,6 @@ def resize_tensor(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return out.clamp(0, 1)
 
 
-def load_tensor(
-    source: ImageSource, max_size: int | None = None, device: torch.device | str | None = None
-) -> torch.Tensor:
-    """:func:`load_image` then :func:`image_to_tensor`: (1, 3, H, W) float in [0, 1]."""
-    return image_to_tensor(load_image(source, max_size), device)
-
-
 def save_image(image: Image.Image | torch.Tensor, path: str | os.PathLike) -> Path:
     """Write an image atomically (temp file, then rename); the format follows the suffix.
 

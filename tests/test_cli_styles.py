@@ -14,7 +14,7 @@ from PIL import Image
 from nst_utils import adain, multistyle
 from nst_utils.checkpoints import save_model
 from nst_utils.cli import main
-from nst_utils.images import as_tensor, load_tensor
+from nst_utils.images import as_tensor
 from nst_utils.multistyle import ConditionalInstanceNorm2d, MultiStyleConfig, MultiStyleNet
 from nst_utils.paths import REPO_ROOT
 from nst_utils.training import initialized
@@ -80,7 +80,7 @@ def test_a_multistyle_model_takes_an_index_or_a_blend(files, tmp_path, capsys):
         net, _ = multistyle.load(files / "multi.pth")
         choice = 1 if option == "--style-index" else [0.5, 0.5, 0]
         expected = multistyle.stylize_tensor(net, as_tensor(photo), choice)
-        assert (load_tensor(out) - expected).abs().max() <= 1 / 255 + 1e-6
+        assert (as_tensor(out) - expected).abs().max() <= 1 / 255 + 1e-6
 
 
 @pytest.mark.slow
@@ -96,12 +96,12 @@ def test_an_adain_model_takes_styles_blends_alpha_colour_and_a_mask(files, tmp_p
         out = tmp_path / f"out{k}.png"
         code, _, err = run([*base, "-o", out, *extra], capsys)
         assert code == 0, err
-        assert load_tensor(out).shape[-2:] == ((16, 20) if k == 3 else (32, 40))
+        assert as_tensor(out).shape[-2:] == ((16, 20) if k == 3 else (32, 40))
     net, _ = adain.load(files / "adain.pth")
     photo = as_tensor(files / "photo.png")
     styles = [as_tensor(files / s, 512) for s in ("s1.png", "s2.png")]  # --style-size 512
     expected = adain.stylize_tensor(net, photo, styles, weights=[0.3, 0.7])
-    assert (load_tensor(tmp_path / "out1.png") - expected).abs().max() <= 1 / 255 + 1e-6
+    assert (as_tensor(tmp_path / "out1.png") - expected).abs().max() <= 1 / 255 + 1e-6
 
 
 @pytest.mark.slow
@@ -264,7 +264,7 @@ def test_onnx_exports_of_both_run_in_transform(files, tmp_path, capsys):
             code, _, err = run(["transform", "-m", path, "-i", photo, "-o", result, "-q", *extra],
                                capsys)  # fmt: skip
             assert code == 0, err
-        difference = load_tensor(tmp_path / f"{model}.pth.png") - load_tensor(
+        difference = as_tensor(tmp_path / f"{model}.pth.png") - as_tensor(
             tmp_path / f"{model}.onnx.png")  # fmt: skip
         assert difference.abs().max() <= 2 / 255
     argv = ["transform", "-m", tmp_path / "adain.onnx", "-i", photo, "-o", tmp_path / "x.png"]

@@ -10,10 +10,10 @@ from PIL import Image
 
 from nst_utils import (
     NSTError,
+    as_tensor,
     concat_images,
     image_to_tensor,
     load_image,
-    load_tensor,
     resize_longest,
     save_image,
     tensor_to_image,
@@ -68,7 +68,7 @@ def test_load_from_path_and_file_object(tmp_path):
     assert load_image(str(path)).mode == "RGB"
     with open(path, "rb") as f:
         assert np.array_equal(np.asarray(load_image(f)), np.asarray(gradient_image()))
-    assert load_tensor(path, max_size=10).shape == (1, 3, 5, 10)
+    assert as_tensor(path, max_size=10).shape == (1, 3, 5, 10)
 
 
 def test_exif_orientation_is_applied(tmp_path):

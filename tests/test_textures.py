@@ -52,8 +52,8 @@ def test_gram_matrices_survive_a_patch_shuffle(seed):
     a tolerance of 0.1 leaves twice the margin and still separates the cases.
     """
     net = nst.VGGFeatures(["relu1_1", "relu2_1"], arch="vgg16", weights="random")
-    image = nst.load_tensor(nst.data_path("styles", "starry_night.jpg"), 64)
-    other = nst.load_tensor(nst.data_path("styles", "wave.jpg"), 64)[..., : image.shape[-2], :]
+    image = nst.as_tensor(nst.data_path("styles", "starry_night.jpg"), 64)
+    other = nst.as_tensor(nst.data_path("styles", "wave.jpg"), 64)[..., : image.shape[-2], :]
     shuffled = shuffle_patches(image, 16, seed=seed)
     assert relative(shuffled, image) > 0.3
     grams = target_grams(net, image)
@@ -68,7 +68,7 @@ def test_gram_matrices_survive_a_patch_shuffle(seed):
 
 @pytest.mark.slow
 def test_synthesize_texture_lowers_the_style_loss_tenfold():
-    style = nst.load_tensor(nst.data_path("styles", "starry_night.jpg"), 32)
+    style = nst.as_tensor(nst.data_path("styles", "starry_night.jpg"), 32)
     net = nst.VGGFeatures(["relu1_1", "relu2_1"], arch="vgg16", weights="random")
     result = synthesize_texture(style, ["relu1_1", "relu2_1"], size=24, steps=30, net=net)
     assert result.image.shape == (1, 3, 24, 24)
@@ -87,7 +87,7 @@ def test_synthesize_texture_lowers_the_style_loss_tenfold():
 
 
 def test_synthesize_texture_balance_and_layer_weights():
-    style = nst.load_tensor(nst.data_path("styles", "wave.jpg"), 24)
+    style = nst.as_tensor(nst.data_path("styles", "wave.jpg"), 24)
     net = nst.VGGFeatures(["relu1_1", "relu2_1"], arch="vgg16", weights="random")
     targets = target_grams(net, style)
     init = torch.rand(style.shape, generator=torch.Generator().manual_seed(0))
