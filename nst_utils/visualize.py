@@ -271,7 +271,7 @@ def picture_widget(draw: Callable[..., Any], **controls: Any) -> Any:
 
 class LossPlot:
     """A training-loss plot that redraws in place while a run trains: give it to any
-    method's ``train`` as ``callback`` (notebooks 04-07).
+    method's ``train`` as ``callback`` (notebooks 04-06).
 
     ``terms`` names the loss terms to draw, one line each, from what ``callback(step,
     terms)`` receives every ``log_every`` steps. The values stay in :attr:`steps` and
