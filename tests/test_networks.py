@@ -150,6 +150,11 @@ def test_bad_specs_say_what_to_do():
         build_network({"name": "unet", "kwargs": {}})
     with pytest.raises(BadInputError, match=r"\['depth'\] are not arguments of 'transformer'"):
         build_network({"name": "transformer", "kwargs": {"depth": 3}})
+    # the multi-style network hands its network arguments on: they are allowed, others not
+    spec = {"name": "multistyle_transformer", "kwargs": {"styles": 2, "channels": [4, 8, 8]}}
+    assert build_network(spec).spec["kwargs"]["channels"] == [4, 8, 8]
+    with pytest.raises(BadInputError, match=r"\['chanels'\] are not arguments .*'channels'"):
+        build_network({"name": "multistyle_transformer", "kwargs": {"styles": 2, "chanels": 4}})
     with pytest.raises(BadInputError, match=r"give a dict like"):
         build_network(["transformer"])
     with pytest.raises(BadInputError, match=r"channels=\[8, 16\]: give three whole numbers"):
